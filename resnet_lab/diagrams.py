@@ -67,7 +67,8 @@ def draw_block(
 
     kind: "basic", "bottleneck", "preact" or "preact_bottleneck". shortcut: "identity" (x itself),
     "zeropad" (option A: subsample, then append zero channels; no parameters) or "projection" (options B/C:
-    1x1 convolution + BN). `stride` defaults to 1 for an identity shortcut and 2 otherwise.
+    1x1 convolution + BN). `stride` defaults to 1 for an identity shortcut and 2 otherwise. A pre-activation
+    block's projection reads the output of its first BN-ReLU, so the split is drawn after those two layers.
     """
     _check_choice("kind", kind, BLOCK_KINDS)
     _check_choice("shortcut", shortcut, SHORTCUTS)
@@ -94,12 +95,22 @@ def draw_block(
     y = 0.0
     size_in = "H×W" if stride == 1 else "2H×2W"
     ax.text(0, y, f"x   ({in_channels}×{size_in})", ha="center", va="center", fontsize=10, fontweight="bold")
-    split_y = -0.45  # where the shortcut leaves the main path: before every layer of F
-    ax.plot([0, 0], [-0.2, split_y], color="black", lw=1.4)
+    layers = block_layers(kind, planes, stride)
+    # A pre-activation projection reads the BN-ReLU output (as in the authors' code and resnet_lab.blocks):
+    # those two layers come before the split. Every other shortcut leaves from x itself.
+    shared = 2 if preact and shortcut == "projection" else 0
+    y = -0.2
+    for layer, label in layers[:shared]:
+        _arrow(ax, (0, y), (0, y - _GAP))
+        y -= _GAP
+        _box(ax, 0, y - _HEIGHTS[layer] / 2, _MAIN_W, _HEIGHTS[layer], label, COLORS[layer])
+        y -= _HEIGHTS[layer]
+    split_y = y - 0.25  # where the shortcut leaves the main path: before every layer of F
+    ax.plot([0, 0], [y, split_y], color="black", lw=1.4)
     ax.add_patch(Circle((0, split_y), 0.06, color="black", zorder=3))
     _arrow(ax, (0, split_y), (0, split_y - _GAP))
     y = split_y - _GAP
-    for layer, label in block_layers(kind, planes, stride):
+    for layer, label in layers[shared:]:
         height = _HEIGHTS[layer]
         _box(ax, 0, y - height / 2, _MAIN_W, height, label, COLORS[layer])
         y -= height

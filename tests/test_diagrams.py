@@ -91,3 +91,19 @@ def test_network_diagram_labels_every_shape():
         assert name in texts and f"{c}×{h}×{w}" in texts
     assert len(ax.patches) == len(shapes)
     assert ax.get_title() == "ResNet-20"
+
+
+def test_preactivation_projection_splits_after_the_shared_bn_relu():
+    """resnet_lab.blocks feeds a pre-activation projection with the BN-ReLU output; identity reads x itself."""
+
+    def skip_top(ax):
+        skip = max(ax.lines, key=lambda line: min(line.get_xdata()))
+        return max(skip.get_ydata())
+
+    def first_relu_y(ax):
+        return max(t.get_position()[1] for t in ax.texts if t.get_text() == "ReLU")
+
+    projection = diagrams.draw_block("preact", "projection", planes=32)
+    assert skip_top(projection) < first_relu_y(projection)
+    zeropad = diagrams.draw_block("preact", "zeropad", planes=32)
+    assert skip_top(zeropad) > first_relu_y(zeropad)

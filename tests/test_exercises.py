@@ -301,3 +301,31 @@ def test_check_fold_bn_hints(answer, hint, capsys):
     assert bool(verdict) is (hint is None)
     if hint:
         assert hint in verdict.message
+
+
+@pytest.mark.parametrize("metadata, source, problem", [
+    ({"checker": "ch2.check_fold_bn", "answer": "fold_bn", "role": "stub"}, "ch2.check_fold_bn(fold_bn)", None),
+    ({"checker": "ch2.check_fold_bn", "answer": "fold_bn", "role": "draft"}, "ch2.check_fold_bn(fold_bn)",
+     "role"),
+    ({"checker": "ch2.check_missing", "answer": "f", "role": "stub"}, "ch2.check_missing(f)", "cannot be found"),
+    ({"checker": "fold_bn", "answer": "f", "role": "stub"}, "fold_bn(f)", "must read"),
+    ({"checker": "ch2.check_fold_bn", "answer": "not a name", "role": "stub"}, "ch2.check_fold_bn(x)",
+     "answer"),
+    ({"checker": "ch2.check_fold_bn", "answer": "fold_bn", "role": "stub"}, "def fold_bn(): ...",
+     "does not end by calling"),
+    ({"checker": "ch2.check_fold_bn", "answer": "fold_bn"}, "ch2.check_fold_bn(fold_bn)", "keys"),
+])
+def test_metadata_validation_catches_each_defect(metadata, source, problem):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["exercise"] = metadata
+    problems = metadata_problems(cell)
+    if problem is None:
+        assert problems == []
+    else:
+        assert any(problem in p for p in problems), problems
+
+
+def test_metadata_on_a_markdown_cell_is_reported():
+    cell = nbformat.v4.new_markdown_cell("text")
+    cell.metadata["exercise"] = {"checker": "ch2.check_fold_bn", "answer": "fold_bn", "role": "stub"}
+    assert "markdown cell" in metadata_problems(cell)[0]

@@ -25,6 +25,9 @@ class Verdict:
     def __repr__(self) -> str:
         return ("PASS: " if self.ok else "NOT YET: ") + self.message
 
+    def _ipython_display_(self) -> None:
+        """Show nothing when a checker call ends a cell: `run_check` has already printed the verdict."""
+
 
 def run_check(name: str, test: Callable[[], str | None]) -> Verdict:
     """Run `test`; it returns None when the answer is right, or a hint string when it is not.

@@ -1,0 +1,210 @@
+"""Checkers for chapter 1, "When deeper is worse".
+
+Each checker runs the reader's function on small cases with a known answer; when the answer is wrong it compares
+it with the classic mistakes (a ratio upside down, gradients measured with frozen batch-norm statistics, a
+"training error" taken in training mode on augmented images, a diagnosis made from validation error alone) so
+that the hint can say which one was made.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from resnet_lab.exercises import Verdict, run_check
+from resnet_lab.gradflow import unit_gradient_norms
+from resnet_lab.models import get_model
+
+__all__ = ["check_diagnose", "check_gradient_growth", "check_training_error"]
+
+
+def _close(answer: float, expected: float, rel: float = 1e-3) -> bool:
+    return math.isclose(answer, expected, rel_tol=rel, abs_tol=1e-12)
+
+
+def _not_a_number(answer: object, what: str) -> str | None:
+    """A hint when `answer` is not a plain number (a 0-d tensor is accepted), else None."""
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+        return None
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+        return f"{what} should be a number (a Python float), but it is a {type(answer).__name__}."
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exercise: how much does the gradient grow from the last unit to the first?
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _reference_growth(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, train: bool) -> float:
+    norms = list(unit_gradient_norms(copy.deepcopy(model).train(train), images, labels).values())
+    return norms[0] / norms[-1]
+
+
+def check_gradient_growth(gradient_growth: Callable[[nn.Module, torch.Tensor, torch.Tensor], float]) -> Verdict:
+    """Check `gradient_growth(model, images, labels)`: first-unit / last-unit gradient norm, in training mode."""
+
+    def test() -> str | None:
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randn(16, 3, 32, 32, generator=generator)
+        labels = torch.randint(0, 10, (16,), generator=generator)
+        for name in ("plain14", "resnet8"):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(1)
+                model = get_model(name).eval()  # as a model loaded from a checkpoint would arrive
+            pristine = copy.deepcopy(model)
+            answer = gradient_growth(model, images, labels)
+            if hint := _not_a_number(answer, "the growth factor"):
+                return hint
+            train_ratio = _reference_growth(pristine, images, labels, train=True)
+            eval_ratio = _reference_growth(pristine, images, labels, train=False)
+            answer = float(answer)
+            if _close(answer, train_ratio):
+                if model.training:
+                    return ("the number is right, but the model was handed to you in eval mode and you left it "
+                            "in training mode: remember `was_training = model.training` and restore it.")
+                continue
+            if _close(answer, eval_ratio):
+                return (f"for {name} you measured with batch normalization in eval mode (ratio {answer:.3g}). "
+                        "SGD trains with batch statistics: call model.train() before measuring "
+                        f"(the train-mode ratio is different: {train_ratio:.3g} is what you should get).")
+            if _close(answer, 1 / train_ratio) or _close(answer, 1 / eval_ratio):
+                return ("your ratio is upside down: divide the norm at the FIRST unit (next to the input) by the "
+                        "norm at the LAST unit (next to the loss).")
+            return f"for {name} the expected growth factor is {train_ratio:.4g}, you returned {answer:.4g}."
+        return None
+
+    return run_check("gradient_growth", test)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exercise (find the bug): the training error that the degradation diagnosis needs
+# ------------------------------------------------------------------------------------------------------------
+
+
+class _Recorder(nn.Module):
+    """A tiny BN network that records whether autograd was recording during each forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):  # fixed weights without touching the reader's random state
+            torch.manual_seed(0)
+            self.net = nn.Sequential(
+                nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
+            )
+        self.grad_enabled: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return self.net(x)
+
+
+def _training_error_case() -> tuple[_Recorder, torch.Tensor, torch.Tensor, float]:
+    """A model with non-trivial running statistics, 200 images and labels it gets exactly 25% wrong in eval mode."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(200, 3, 16, 16, generator=generator) * 2 + 0.5
+    # Left-right asymmetric images, so that a flip changes the prediction of some of them.
+    images[..., :8] += torch.linspace(-1, 1, 8)
+    model = _Recorder()
+    with torch.no_grad():
+        model.train()
+        for _ in range(5):
+            model(images[torch.randperm(200, generator=generator)[:64]])  # settles the running statistics
+        model.eval()
+        labels = model(images).argmax(dim=1)
+    wrong = torch.arange(200) % 4 == 0
+    labels[wrong] = (labels[wrong] + 1) % 10
+    model.grad_enabled.clear()
+    return model, images, labels, 0.25
+
+
+def check_training_error(training_error: Callable[..., float]) -> Verdict:
+    """Check `training_error(model, images, labels, batch_size)`: eval mode, no augmentation, no gradients."""
+
+    def test() -> str | None:
+        model, images, labels, expected = _training_error_case()
+        state = copy.deepcopy(model.state_dict())
+        model.train()  # the checker calls it from the middle of a training loop, as fit() would
+        first = training_error(model, images, labels, 50)
+        if hint := _not_a_number(first, "the training error"):
+            return hint
+        first = float(first)
+        changed = any(not torch.equal(state[k], v) for k, v in model.state_dict().items())
+        if changed:
+            return ("measuring changed the model: in training mode every forward pass updates batch norm's running "
+                    "statistics (and uses the batch's own statistics). Switch to model.eval() for the measurement.")
+        second = training_error(model, images, labels, 50)
+        if float(second) != first:
+            return (f"two calls on the same model and images gave {first:.4f} and {float(second):.4f}: something "
+                    "random happens inside. Random crops and flips belong to training, not to measuring it; "
+                    "classify the images exactly as they are.")
+        if _close(first, 100 * expected):
+            return "return a fraction between 0 and 1 (0.25 for 25%), not a percentage."
+        if not _close(first, expected, rel=1e-9):
+            return (f"the model gets {expected:.0%} of these images wrong in eval mode, your function says "
+                    f"{first:.2%}. Is the model in eval mode, are the images classified as they are (no random "
+                    "crops or flips), and does every image count once?")
+        if any(model.grad_enabled):
+            return ("the number is right, but autograd recorded the forward passes: wrap the loop in "
+                    "`with torch.no_grad():` (a measurement needs no gradients, and recording them costs memory).")
+        if not model.training:
+            return ("the number is right, but the model came in training mode and leaves in eval mode: the "
+                    "training loop that called you would go on with frozen batch statistics. Restore the mode.")
+        return None
+
+    return run_check("training_error", test)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exercise: degradation or overfitting?
+# ------------------------------------------------------------------------------------------------------------
+
+# (shallow, deep, answer, what the case is): final-epoch values decide; earlier epochs are there to mislead.
+_DIAGNOSIS_CASES = (
+    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
+     {"train_err": [0.7, 0.3, 0.09], "val_err": [0.7, 0.35, 0.15]}, "degradation",
+     "the deeper net ends with higher training error (9% vs 5%) and higher validation error"),
+    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
+     {"train_err": [0.5, 0.1, 0.01], "val_err": [0.5, 0.25, 0.16]}, "overfitting",
+     "the deeper net fits the training images better (1% vs 5%) but does worse on validation"),
+    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
+     {"train_err": [0.7, 0.1, 0.03], "val_err": [0.7, 0.25, 0.10]}, "deeper is better",
+     "the deeper net has lower training AND validation error at the end"),
+    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
+     {"train_err": [0.5, 0.1, 0.08], "val_err": [0.5, 0.25, 0.14]}, "degradation",
+     "the deeper net was ahead after the first epochs but ends with higher training error (8% vs 5%)"),
+    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
+     {"train_err": [0.4, 0.15, 0.05], "val_err": [0.4, 0.2, 0.13]}, "overfitting",
+     "equal final training error (5%), higher validation error: the deeper net fits as well but generalizes worse"),
+)
+_ANSWERS = ("degradation", "overfitting", "deeper is better")
+
+
+def check_diagnose(diagnose: Callable[[dict, dict], str]) -> Verdict:
+    """Check `diagnose(shallow, deep)` -> 'degradation', 'overfitting' or 'deeper is better' on five cases."""
+
+    def test() -> str | None:
+        for shallow, deep, expected, why in _DIAGNOSIS_CASES:
+            answer = diagnose(copy.deepcopy(shallow), copy.deepcopy(deep))
+            if not isinstance(answer, str) or answer not in _ANSWERS:
+                return f"return one of {', '.join(map(repr, _ANSWERS))}; got {answer!r}."
+            if answer == expected:
+                continue
+            if expected == "degradation" and answer == "overfitting":
+                return (f"this is degradation, not overfitting: {why}. Overfitting means fitting the training set "
+                        "at least as well; compare training errors first.")
+            if expected == "degradation" and answer == "deeper is better":
+                return (f"{why}. Degradation is decided by the TRAINING error: the deeper net fits its own training "
+                        "images worse, whatever the validation error does.")
+            if expected == "overfitting":
+                return (f"this is overfitting: {why}. Higher validation error with training error no higher is a "
+                        "generalization gap, not an optimization problem.")
+            return f"this case is {expected!r}: {why}. Use the final epoch of each curve."
+        return None
+
+    return run_check("diagnose", test)

@@ -1,0 +1,203 @@
+"""Checkers for the exercises of chapter 3 (building blocks from scratch).
+
+Each checker compares the reader's code with the library's own block (`resnet_lab.blocks`) on random inputs,
+and when the two disagree it tries the classic mistakes one by one to name the one that was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from resnet_lab import blocks
+from resnet_lab.exercises import Verdict, run_check
+
+_ATOL = 1e-5
+
+
+def _close(a: object, b: Tensor) -> bool:
+    return isinstance(a, Tensor) and a.shape == b.shape and torch.allclose(a, b, atol=_ATOL)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exercise: the option-A shortcut
+# ------------------------------------------------------------------------------------------------------------
+
+
+def check_zero_pad_shortcut(zero_pad_shortcut: Callable[[Tensor, int, int], Tensor]) -> Verdict:
+    """zero_pad_shortcut(x, out_channels, stride) must equal resnet_lab.blocks.PadShortcut."""
+
+    def test() -> str | None:
+        generator = torch.Generator().manual_seed(3)
+        cases = [((2, 4, 6, 6), 8, 2), ((2, 4, 5, 5), 8, 2), ((1, 16, 8, 8), 32, 2), ((1, 3, 4, 4), 3, 1)]
+        for shape, out_channels, stride in cases:
+            x = torch.randn(shape, generator=generator)
+            original = x.clone()
+            result = zero_pad_shortcut(x, out_channels, stride)
+            expected = blocks.PadShortcut(shape[1], out_channels, stride)(original)
+            where = f"for x of shape {tuple(shape)}, out_channels={out_channels}, stride={stride}"
+            if not torch.equal(x, original):
+                return f"your function changed x in place {where}; build a new tensor instead."
+            if not isinstance(result, Tensor):
+                return f"return a tensor (got {type(result).__name__}) {where}."
+            if result.shape[2:] != expected.shape[2:]:
+                return (f"spatial size {tuple(result.shape[2:])} {where}, expected {tuple(expected.shape[2:])}: "
+                        "keep every stride-th pixel, x[:, :, ::stride, ::stride] (a 5x5 map gives 3x3, the size "
+                        "a 3x3 convolution with padding 1 and stride 2 produces).")
+            if result.shape[:2] != expected.shape[:2]:
+                return (f"shape {tuple(result.shape)} {where}, expected {tuple(expected.shape)}: the output "
+                        "needs out_channels channels, the input's own plus zero channels.")
+            if _close(result, expected):
+                continue
+            sub = original[:, :, ::stride, ::stride]
+            extra = out_channels - shape[1]
+            if extra and torch.equal(result[:, extra:], sub) and not result[:, :extra].any():
+                return ("the zero channels come first: append them after x's channels, as "
+                        "resnet_lab.blocks.PadShortcut does, so channel i of the output is channel i of x.")
+            half = extra // 2
+            if extra and not result[:, :half].any() and torch.equal(result[:, half:half + shape[1]], sub):
+                return ("you split the zeros between both sides. Some implementations do that and it trains just "
+                        "as well, but here put them all after x's channels, as resnet_lab.blocks.PadShortcut does.")
+            if stride > 1:
+                for name, pooled in (("average", F.avg_pool2d(original, stride, ceil_mode=True)),
+                                     ("max", F.max_pool2d(original, stride, ceil_mode=True))):
+                    if torch.allclose(result[:, : shape[1]], pooled, atol=_ATOL):
+                        return (f"you used {name} pooling; option A keeps every stride-th pixel as it is "
+                                "(x[:, :, ::stride, ::stride]) so that it stays a pure identity on those pixels.")
+            if extra and result[:, shape[1]:].abs().sum() > 0:
+                return f"the added channels are not zero {where}; option A pads with zeros (no parameters)."
+            return (f"the first {shape[1]} channels {where} are not x[:, :, ::{stride}, ::{stride}]: "
+                    "option A leaves the kept pixels unchanged.")
+        return None
+
+    return run_check("zero_pad_shortcut", test)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Shared by the two block exercises: copy the library's weights into the reader's block and compare outputs
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _randomized(block: nn.Module, seed: int) -> nn.Module:
+    """The block with random BN scales, shifts and running statistics, so that every mistake changes the output."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in block.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                n = module.num_features
+                module.weight.copy_(0.5 + torch.rand(n, generator=generator))
+                module.bias.copy_(0.3 * torch.randn(n, generator=generator))
+                module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+    return block
+
+
+def _compare_with_library(
+    make_block: Callable[[int], nn.Module],
+    reference: nn.Module,
+    names: str,
+    diagnose: Callable[[Tensor, Tensor], str | None],
+) -> str | None:
+    """Load `reference`'s weights into the reader's block, then compare outputs in eval and train mode."""
+    channels = reference.conv1.in_channels
+    block = make_block(channels)
+    if not isinstance(block, nn.Module):
+        return f"calling your class with {channels} channels gave a {type(block).__name__}, not an nn.Module."
+    try:
+        block.load_state_dict(reference.state_dict(), strict=True)
+    except RuntimeError as exc:
+        # the first line only says "Error(s) in loading state_dict"; the next ones name the keys
+        details = " ".join(line.strip() for line in str(exc).splitlines()[1:])[:160] or "the keys differ"
+        return (f"the checker copies resnet_lab's weights into your block, and that failed ({details}). Name the "
+                f"layers {names}, with the same shapes, and give the convolutions bias=False.")
+    x = torch.randn(4, channels, 6, 6, generator=torch.Generator().manual_seed(11))
+    for mode in ("eval", "train"):
+        block.train(mode == "train")
+        reference.train(mode == "train")
+        with torch.no_grad():
+            out = block(x.clone())
+            expected = reference(x.clone())
+        if not isinstance(out, Tensor):
+            return f"forward returned a {type(out).__name__}, not a tensor."
+        if out.shape != expected.shape:
+            return f"output shape {tuple(out.shape)}, expected {tuple(expected.shape)} (the input's shape)."
+        if not torch.allclose(out, expected, atol=_ATOL):
+            if mode == "eval":
+                return diagnose(x, out) or "the output differs from resnet_lab's block: check the order of layers."
+            return ("right in eval mode but not in train mode: use the BN modules themselves (self.bn1(...)), "
+                    "not a fixed formula, so that they normalize with batch statistics while training.")
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exercise (find the bug): a basic block that adds its skip twice
+# ------------------------------------------------------------------------------------------------------------
+
+
+def check_residual_block(block_class: Callable[[int], nn.Module]) -> Verdict:
+    """ResidualBlock(channels) must compute relu(F(x) + x), exactly like blocks.BasicBlock(channels, channels)."""
+
+    def test() -> str | None:
+        torch.manual_seed(0)
+        reference = _randomized(blocks.BasicBlock(8, 8), seed=1).eval()
+
+        def diagnose(x: Tensor, out: Tensor) -> str | None:
+            r = reference
+            with torch.no_grad():
+                branch = r.bn2(r.conv2(F.relu(r.bn1(r.conv1(x)))))
+            candidates = [
+                (F.relu(branch + x) + x, "the skip is added twice: once before the final ReLU and once after it. "
+                 "A block adds x exactly once, y = relu(F(x) + x)."),
+                (F.relu(branch + 2 * x), "x is added twice (F(x) + 2x). The shortcut carries x once."),
+                (F.relu(branch), "there is no residual addition: this is a plain block. Add x before the final ReLU."),
+                (branch + x, "the ReLU after the addition is missing (the original block has one; only the "
+                 "pre-activation block of He et al. 2016b drops it)."),
+                (F.relu(branch) + x, "the ReLU comes before the addition; the original block applies it to the sum."),
+            ]
+            for candidate, hint in candidates:
+                if torch.allclose(out, candidate, atol=_ATOL):
+                    return hint
+            return None
+
+        return _compare_with_library(block_class, reference, "conv1, bn1, conv2, bn2", diagnose)
+
+    return run_check("ResidualBlock", test)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exercise: a pre-activation block from scratch
+# ------------------------------------------------------------------------------------------------------------
+
+
+def check_preact_block(block_class: Callable[[int], nn.Module]) -> Verdict:
+    """PreActBasicBlock(channels) must equal blocks.PreActBlock(channels, channels): x + (BN-ReLU-conv)x2."""
+
+    def test() -> str | None:
+        torch.manual_seed(0)
+        reference = _randomized(blocks.PreActBlock(8, 8), seed=2).eval()
+
+        def diagnose(x: Tensor, out: Tensor) -> str | None:
+            r = reference
+            with torch.no_grad():
+                branch = r.conv2(F.relu(r.bn2(r.conv1(F.relu(r.bn1(x))))))
+                # the original (post-activation) order with the same modules; possible since all have 8 channels
+                post_order = F.relu(r.bn2(r.conv2(F.relu(r.bn1(r.conv1(x))))))
+            candidates = [
+                (F.relu(branch + x), "there is a ReLU after the addition. The pre-activation block leaves the sum "
+                 "alone, so that the identity path from block to block stays clean (He et al. 2016b)."),
+                (branch, "there is no residual addition: return x + F(x)."),
+                (branch + 2 * x, "x is added twice; add it once."),
+                (post_order + x, "the layers are in the original order (conv, BN, ReLU); a pre-activation "
+                 "block runs BN and ReLU *before* each convolution."),
+            ]
+            for candidate, hint in candidates:
+                if torch.allclose(out, candidate, atol=_ATOL):
+                    return hint
+            return None
+
+        return _compare_with_library(block_class, reference, "bn1, conv1, bn2, conv2", diagnose)
+
+    return run_check("PreActBasicBlock", test)

@@ -1,0 +1,149 @@
+"""resnet_lab.gradflow: gradient norms per unit and per layer, checked against autograd, and the chapter-1 claims."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from resnet_lab.gradflow import (  # noqa: E402
+    GradientProfile,
+    gradient_profile,
+    plot_gradient_profiles,
+    unit_gradient_norms,
+    unit_names,
+    weight_gradient_ratios,
+)
+from resnet_lab.models import get_model  # noqa: E402
+
+
+def _batch(seed: int = 0, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 32, 32, generator=generator), torch.randint(0, 10, (n,), generator=generator)
+
+
+def _model(name: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return get_model(name)
+
+
+def test_unit_names_lists_every_block_from_input_to_output():
+    names = unit_names(_model("resnet8"))  # 3 stages of 1 block
+    assert names == ["layer1.0", "layer2.0", "layer3.0"]
+    assert len(unit_names(_model("plain14"))) == 6
+
+
+def test_unit_names_of_a_model_without_stages_is_empty_and_measuring_it_is_an_error():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    assert unit_names(model) == []
+    images, labels = _batch()
+    with pytest.raises(ValueError, match="no residual units"):
+        unit_gradient_norms(model, images, labels)
+
+
+@pytest.mark.parametrize("name, train", [("plain8", True), ("resnet8", True), ("resnet8", False)])
+def test_unit_gradient_norms_match_autograd_of_the_summed_loss(name, train):
+    """Per-image gradient = gradient of the batch's summed loss w.r.t. that image's activations (autograd)."""
+    images, labels = _batch(1)
+    model = _model(name).train(train)
+    measured = unit_gradient_norms(model, images, labels)
+
+    reference = _model(name).train(train)
+    outputs = {}
+    modules = dict(reference.named_modules())
+    handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o)) for n in measured]
+    loss = F.cross_entropy(reference(images), labels, reduction="sum")
+    for handle in handles:
+        handle.remove()
+    grads = torch.autograd.grad(loss, [outputs[n] for n in measured])
+    for unit, grad in zip(measured, grads):
+        per_image = grad.flatten(1).norm(dim=1)
+        expected = per_image.pow(2).mean().sqrt().item()
+        assert measured[unit] == pytest.approx(expected, rel=1e-4), unit
+    assert model.training is train  # the mode is left as it was
+
+
+def test_unit_gradient_norms_do_not_accumulate_over_calls():
+    images, labels = _batch(2)
+    model = _model("plain8").eval()  # eval: no running-statistics update, so two calls see the same network
+    first = unit_gradient_norms(model, images, labels)
+    conv_grad = model.conv1.weight.grad.clone()
+    second = unit_gradient_norms(model, images, labels)
+    assert second == pytest.approx(first, rel=1e-6)
+    assert torch.allclose(model.conv1.weight.grad, conv_grad)
+
+
+def test_weight_gradient_ratios_are_gradient_over_weight_norms_for_every_conv():
+    images, labels = _batch(3)
+    model = _model("resnet8").train()
+    assert weight_gradient_ratios(model) == {}  # no backward pass yet: no gradients
+    unit_gradient_norms(model, images, labels)
+    ratios = weight_gradient_ratios(model)
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    assert list(ratios) == [n for n, _ in convs]
+    assert len(ratios) == 7  # stem + 3 blocks of 2 (option-A shortcuts have no weights)
+    for name, conv in convs:
+        expected = (conv.weight.grad.norm() / conv.weight.norm()).item()
+        assert ratios[name] == pytest.approx(expected)
+
+
+def test_gradient_profile_restores_mode_and_running_statistics():
+    images, labels = _batch(4)
+    model = _model("plain8").eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    profile = gradient_profile(model, images, labels)
+    assert not model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "buffers or weights changed"
+    assert profile.training_mode is True
+    assert profile.label == "plain8"
+    assert list(profile.unit_norms) == unit_names(model)
+    norms = list(profile.unit_norms.values())
+    assert profile.growth == pytest.approx(norms[0] / norms[-1])
+    # The same numbers as the two lower-level functions called in train mode.
+    assert profile.unit_norms == pytest.approx(unit_gradient_norms(_model("plain8").train(), images, labels))
+
+
+def test_gradient_profile_rejects_a_single_image_in_train_mode():
+    images, labels = _batch(5, n=1)
+    with pytest.raises(ValueError, match="at least 2"):
+        gradient_profile(_model("plain8"), images, labels)
+
+
+def test_chapter_1_claim_with_train_mode_batch_norm_plain_gradients_grow_not_vanish():
+    """He et al. 2016: with BN the plain net's gradients do not vanish. Here they even grow towards the input,
+    more than in the residual twin; measured in eval mode (BN frozen at its initial statistics) they shrink."""
+    images, labels = _batch(6, n=16)
+    plain = gradient_profile(_model("plain14"), images, labels)
+    resnet = gradient_profile(_model("resnet14"), images, labels)
+    plain_eval = gradient_profile(_model("plain14"), images, labels, train=False)
+    assert plain.growth > 2
+    assert plain.growth > 1.3 * resnet.growth
+    assert plain_eval.growth < 1
+
+
+def test_plot_gradient_profiles_draws_two_log_panels_one_line_per_model():
+    images, labels = _batch(7)
+    profiles = [gradient_profile(_model(n), images, labels) for n in ("plain8", "resnet8")]
+    fig = plot_gradient_profiles(profiles)
+    try:
+        left, right = fig.axes[:2]
+        assert left.get_yscale() == right.get_yscale() == "log"
+        assert len(left.get_lines()) == len(right.get_lines()) == 2
+        assert len(left.get_lines()[0].get_xdata()) == 3 and len(right.get_lines()[0].get_xdata()) == 7
+        assert [t.get_text() for t in right.get_legend().get_texts()] == ["plain-8", "ResNet-8"]
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="no profiles"):
+        plot_gradient_profiles([])
+
+
+def test_growth_of_a_hand_made_profile():
+    profile = GradientProfile("x", {"a": 6.0, "b": 3.0, "c": 2.0}, {}, True)
+    assert profile.growth == 3.0
