@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-# One colour per depth, so that a plain network and its residual twin are easy to pair up.
+from resnet_lab.viz import DEPTH_COLORS
+
+# Colours for depths that the depth-sweep palette (viz.DEPTH_COLORS) does not cover.
 _PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
 # Residual units are the children of the stage containers (`layer1.0`, `layer1.1`, ...) in every resnet_lab model.
 _UNIT = re.compile(r"layer\d+\.\d+")
@@ -121,39 +123,42 @@ def _times(factor: float) -> str:
     return f"\u00d7{factor:,.3g}" if factor < 1000 else f"\u00d7{float(f'{factor:.3g}'):,.0f}"
 
 
-def plot_gradient_profiles(profiles: Sequence[GradientProfile], figsize=(11, 4.2)) -> Figure:
-    """Left: gradient norm at each unit's output, input to output. Right: ||dL/dW|| / ||W|| for every conv layer.
+def plot_gradient_profiles(profiles: Sequence[GradientProfile], figsize=(10, 4.6)) -> Figure:
+    """Left: gradient norm at each block's output, input to output. Right: ||dL/dW|| / ||W|| for every conv layer.
 
-    Both on a log scale; plain networks solid with circles, residual networks dashed with squares, one colour per
-    depth so that a plain network and its residual twin are easy to pair up.
+    Both on a log scale; plain networks solid, residual networks dashed, one colour per depth (the colours of the
+    depth-sweep figure) so that a plain network and its residual twin are easy to pair up. The legend gives each
+    network's growth factor, first block over last block.
     """
     if not profiles:
         raise ValueError("no profiles to plot: pass the results of gradient_profile(...) for one or more models.")
-    depths = sorted({int(m.group(1)) for p in profiles if (m := re.search(r"(\d+)$", p.label))})
-    colors = {d: _PALETTE[i % len(_PALETTE)] for i, d in enumerate(depths)}
+    depths = [int(m.group(1)) if (m := re.search(r"(\d+)$", p.label)) else None for p in profiles]
+    # Depths the sweep palette lacks get the spare colours, in order: twins share a colour in any case.
+    extra = sorted({d for d in depths if d is not None and d not in DEPTH_COLORS})
+    colors = {**{d: _PALETTE[i % len(_PALETTE)] for i, d in enumerate(extra)}, **DEPTH_COLORS}
     fig, (left, right) = plt.subplots(1, 2, figsize=figsize, constrained_layout=True)
-    for index, profile in enumerate(profiles):
-        depth = re.search(r"(\d+)$", profile.label)
-        color = colors[int(depth.group(1))] if depth else _PALETTE[index % len(_PALETTE)]
+    for index, (profile, depth) in enumerate(zip(profiles, depths)):
+        color = colors[depth] if depth is not None else _PALETTE[index % len(_PALETTE)]
         plain = profile.label.startswith("plain")
-        style = {"color": color, "linestyle": "-" if plain else "--", "marker": "o" if plain else "s",
-                 "markersize": 2.5, "lw": 1.6}
+        style = {"color": color, "linestyle": "-" if plain else "--", "lw": 1.8 if plain else 2.2}
         name = profile.label.replace("plain", "plain-").replace("resnet", "ResNet-")
         units = list(profile.unit_norms.values())
-        left.plot(range(1, len(units) + 1), units, label=f"{name} ({_times(profile.growth)})", **style)
+        left.plot(range(1, len(units) + 1), units, label=f"{name}: {_times(profile.growth)}", **style)
         ratios = list(profile.weight_ratios.values())
-        right.plot(range(1, len(ratios) + 1), ratios, label=name, **style)
+        right.plot(range(1, len(ratios) + 1), ratios, **style)
     left.set_yscale("log")
-    left.set_xlabel("unit (1 = next to the input)")
-    left.set_ylabel("per-image gradient norm at the unit's output")
-    left.set_title("gradient reaching each unit (legend: first unit / last unit)")
+    left.set_xlabel("block (1 = next to the input)")
+    left.set_ylabel("per-image gradient norm at the block's output")
+    left.set_title("gradient reaching each block")
+    left.legend(frameon=False, fontsize=9, title="first block / last block", title_fontsize=9)
     right.set_yscale("log")
     right.set_xlabel("convolution layer (1 = stem)")
     right.set_ylabel(r"$\|\partial L / \partial W\| \;/\; \|W\|$")
     right.set_title("relative size of each layer's weight gradient")
     for ax in (left, right):
         ax.grid(alpha=0.3, which="major")
-        ax.legend(frameon=False, fontsize=8)
-    mode = "train" if all(p.training_mode for p in profiles) else "mixed/eval"
-    fig.suptitle(f"Gradients at initialization ({mode}-mode batch normalization)", fontsize=10)
+    mode = "training" if all(p.training_mode for p in profiles) else "evaluation" if not any(
+        p.training_mode for p in profiles) else "mixed"
+    fig.suptitle(f"Gradients at initialization, batch normalization in {mode} mode "
+                 "(solid: plain, dashed: residual)", fontsize=10)
     return fig

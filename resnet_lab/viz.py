@@ -13,16 +13,16 @@ from resnet_lab.experiments import load_depth_sweep
 DEPTH_COLORS = {20: "#1b9e77", 32: "#d95f02", 44: "#7570b3", 56: "#e7298a", 110: "#66a61e"}
 
 
-def plot_depth_sweep(results_dir: str | Path = "results/depth_sweep", figsize=(11, 4.2)) -> Figure:
+def plot_depth_sweep(sweep_dir: str | Path | None = None, figsize=(11, 4.2)) -> Figure:
     """He et al. 2016 figure 6 from our runs: training error (dashed) and validation error (solid) per epoch.
 
     Plain networks on the left, residual networks on the right, the same y-axis for both so that they can be
-    compared at a glance.
+    compared at a glance. sweep_dir: a folder of depth-sweep JSON files (default: the committed results).
     """
-    runs = load_depth_sweep(results_dir)
+    runs = load_depth_sweep(sweep_dir)
     if not runs:
         raise FileNotFoundError(
-            f"No depth-sweep results in {results_dir}. Produce them with "
+            f"No depth-sweep results in {sweep_dir or 'results/depth_sweep'}. Produce them with "
             "`python -m resnet_lab experiment depth-sweep --data PATH --out DIR`."
         )
     fig, axes = plt.subplots(1, 2, figsize=figsize, sharey=True, constrained_layout=True)

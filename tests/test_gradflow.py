@@ -137,7 +137,11 @@ def test_plot_gradient_profiles_draws_two_log_panels_one_line_per_model():
         assert left.get_yscale() == right.get_yscale() == "log"
         assert len(left.get_lines()) == len(right.get_lines()) == 2
         assert len(left.get_lines()[0].get_xdata()) == 3 and len(right.get_lines()[0].get_xdata()) == 7
-        assert [t.get_text() for t in right.get_legend().get_texts()] == ["plain-8", "ResNet-8"]
+        texts = [t.get_text() for t in left.get_legend().get_texts()]
+        assert texts == [f"plain-8: \u00d7{profiles[0].growth:.3g}", f"ResNet-8: \u00d7{profiles[1].growth:.3g}"]
+        plain_line, resnet_line = left.get_lines()
+        assert plain_line.get_color() == resnet_line.get_color()  # twins share a colour
+        assert plain_line.get_linestyle() == "-" and resnet_line.get_linestyle() == "--"
     finally:
         plt.close(fig)
     with pytest.raises(ValueError, match="no profiles"):
@@ -147,3 +151,101 @@ def test_plot_gradient_profiles_draws_two_log_panels_one_line_per_model():
 def test_growth_of_a_hand_made_profile():
     profile = GradientProfile("x", {"a": 6.0, "b": 3.0, "c": 2.0}, {}, True)
     assert profile.growth == 3.0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Chapter 1 exercise checkers (resnet_lab.exercises.ch1): each classic mistake gets its own hint
+# ------------------------------------------------------------------------------------------------------------
+
+from resnet_lab.data import BatchLoader  # noqa: E402
+from resnet_lab.exercises import ch1  # noqa: E402
+
+
+def _assert_verdict(verdict, hint: str | None) -> None:
+    """A pass when no hint is expected; otherwise a fail whose message contains the hint."""
+    assert bool(verdict) is (hint is None), verdict.message
+    if hint:
+        assert hint in verdict.message
+
+
+def _growth(train: bool = True, inverted: bool = False, restore: bool = True):
+    def gradient_growth(model, images, labels):
+        was_training = model.training
+        model.train(train)
+        norms = list(unit_gradient_norms(model, images, labels).values())
+        if restore:
+            model.train(was_training)
+        return norms[-1] / norms[0] if inverted else norms[0] / norms[-1]
+
+    return gradient_growth
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (_growth(), None),
+    (_growth(train=False), "eval mode"),
+    (_growth(inverted=True), "upside down"),
+    (_growth(restore=False), "restore it"),
+    (lambda model, images, labels: "big", "should be a number"),
+])
+def test_check_gradient_growth_hints(answer, hint, capsys):
+    verdict = ch1.check_gradient_growth(answer)
+    _assert_verdict(verdict, hint)
+
+
+def _training_error(train_loader=False, train_mode=False, no_grad=True, restore=True, percent=False):
+    def training_error(model, x, y, mean, std, batch_size=100):
+        was_training = model.training
+        model.train(train_mode)
+        wrong = 0
+        with torch.no_grad() if no_grad else torch.enable_grad():
+            for images, labels in BatchLoader(x, y, mean, std, batch_size=batch_size, train=train_loader):
+                wrong += (model(images).argmax(dim=1) != labels).sum().item()
+        if restore:
+            model.train(was_training)
+        return (100.0 if percent else 1.0) * wrong / len(y)
+
+    return training_error
+
+
+@pytest.mark.parametrize("options, hint", [
+    ({}, None),
+    ({"train_mode": True}, "changed the model"),
+    ({"train_loader": True}, "training loader augments"),
+    ({"no_grad": False}, "torch.no_grad"),
+    ({"restore": False}, "Restore the mode"),
+    ({"percent": True}, "not a percentage"),
+])
+def test_check_training_error_hints(options, hint, capsys):
+    verdict = ch1.check_training_error(_training_error(**options))
+    _assert_verdict(verdict, hint)
+
+
+def _diagnose(by="train", index=-1):
+    def diagnose(shallow, deep):
+        if by == "train" and deep["train_err"][index] > shallow["train_err"][index]:
+            return "degradation"
+        if deep["val_err"][index] > shallow["val_err"][index]:
+            return "overfitting"
+        return "deeper is better"
+
+    return diagnose
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (_diagnose(), None),
+    (_diagnose(by="val"), "compare training errors first"),
+    (_diagnose(index=1), "this is overfitting"),
+    (lambda shallow, deep: "vanishing gradients", "return one of"),
+])
+def test_check_diagnose_hints(answer, hint, capsys):
+    verdict = ch1.check_diagnose(answer)
+    _assert_verdict(verdict, hint)
+
+
+def test_checkers_leave_the_global_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ch1.check_gradient_growth(_growth())
+    ch1.check_training_error(_training_error())
+    assert torch.equal(torch.rand(3), expected)

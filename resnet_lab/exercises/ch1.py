@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from resnet_lab.data import BatchLoader, channel_stats, normalize
 from resnet_lab.exercises import Verdict, run_check
 from resnet_lab.gradflow import unit_gradient_norms
 from resnet_lab.models import get_model
@@ -104,51 +105,65 @@ class _Recorder(nn.Module):
         return self.net(x)
 
 
-def _training_error_case() -> tuple[_Recorder, torch.Tensor, torch.Tensor, float]:
-    """A model with non-trivial running statistics, 200 images and labels it gets exactly 25% wrong in eval mode."""
+# 200 images in batches of 64: a loader that drops the last incomplete batch misses 8 of them.
+_N_IMAGES, _BATCH = 200, 64
+
+
+def _training_error_case() -> tuple[_Recorder, torch.Tensor, torch.Tensor, tuple, tuple, float]:
+    """A model with settled BN statistics, uint8 images, and labels it gets exactly 25% wrong in eval mode."""
     generator = torch.Generator().manual_seed(0)
-    images = torch.randn(200, 3, 16, 16, generator=generator) * 2 + 0.5
-    # Left-right asymmetric images, so that a flip changes the prediction of some of them.
-    images[..., :8] += torch.linspace(-1, 1, 8)
+    x = torch.randint(0, 256, (_N_IMAGES, 3, 16, 16), generator=generator, dtype=torch.uint8)
+    # Brighter on the left in red, so that flips and crops change the prediction of many images.
+    x[:, 0, :, :6] = (x[:, 0, :, :6] // 2 + 128).to(torch.uint8)
+    mean, std = channel_stats(x)
+    images = normalize(x, mean, std)
     model = _Recorder()
     with torch.no_grad():
         model.train()
         for _ in range(5):
-            model(images[torch.randperm(200, generator=generator)[:64]])  # settles the running statistics
+            model(images[torch.randperm(_N_IMAGES, generator=generator)[:64]])  # settles the running statistics
         model.eval()
         labels = model(images).argmax(dim=1)
-    wrong = torch.arange(200) % 4 == 0
+    wrong = torch.arange(_N_IMAGES) % 4 == 0
     labels[wrong] = (labels[wrong] + 1) % 10
     model.grad_enabled.clear()
-    return model, images, labels, 0.25
+    return model, x, labels, mean, std, 0.25
+
+
+def _error_with_training_loader(model: nn.Module, x, y, mean, std) -> float:
+    """The mistake: eval mode, but batches from the training loader (augmented, shuffled, last batch dropped)."""
+    model = copy.deepcopy(model).eval()
+    wrong = 0
+    with torch.no_grad():
+        for images, labels in BatchLoader(x, y, mean, std, batch_size=_BATCH, train=True):
+            wrong += int((model(images).argmax(dim=1) != labels).sum())
+    return wrong / len(y)
 
 
 def check_training_error(training_error: Callable[..., float]) -> Verdict:
-    """Check `training_error(model, images, labels, batch_size)`: eval mode, no augmentation, no gradients."""
+    """Check `training_error(model, x, y, mean, std, batch_size)`: eval mode, un-augmented images, no gradients."""
 
     def test() -> str | None:
-        model, images, labels, expected = _training_error_case()
+        model, x, y, mean, std, expected = _training_error_case()
         state = copy.deepcopy(model.state_dict())
+        with_training_loader = _error_with_training_loader(model, x, y, mean, std)
         model.train()  # the checker calls it from the middle of a training loop, as fit() would
-        first = training_error(model, images, labels, 50)
-        if hint := _not_a_number(first, "the training error"):
+        answer = training_error(model, x, y, mean, std, _BATCH)
+        if hint := _not_a_number(answer, "the training error"):
             return hint
-        first = float(first)
-        changed = any(not torch.equal(state[k], v) for k, v in model.state_dict().items())
-        if changed:
+        answer = float(answer)
+        if any(not torch.equal(state[k], v) for k, v in model.state_dict().items()):
             return ("measuring changed the model: in training mode every forward pass updates batch norm's running "
-                    "statistics (and uses the batch's own statistics). Switch to model.eval() for the measurement.")
-        second = training_error(model, images, labels, 50)
-        if float(second) != first:
-            return (f"two calls on the same model and images gave {first:.4f} and {float(second):.4f}: something "
-                    "random happens inside. Random crops and flips belong to training, not to measuring it; "
-                    "classify the images exactly as they are.")
-        if _close(first, 100 * expected):
+                    "statistics (and normalizes with the batch's own statistics instead). Measure in model.eval().")
+        if _close(answer, 100 * expected):
             return "return a fraction between 0 and 1 (0.25 for 25%), not a percentage."
-        if not _close(first, expected, rel=1e-9):
+        if _close(answer, with_training_loader, rel=1e-9) and not _close(answer, expected, rel=1e-9):
+            return ("the training loader augments (random crops and flips), shuffles and drops the last incomplete "
+                    "batch: you measured the error on altered images, and not on all of them. Use a loader with "
+                    "train=False, which yields every image once, unchanged.")
+        if not _close(answer, expected, rel=1e-9):
             return (f"the model gets {expected:.0%} of these images wrong in eval mode, your function says "
-                    f"{first:.2%}. Is the model in eval mode, are the images classified as they are (no random "
-                    "crops or flips), and does every image count once?")
+                    f"{answer:.2%}. Are the images classified as they are (no augmentation), each exactly once?")
         if any(model.grad_enabled):
             return ("the number is right, but autograd recorded the forward passes: wrap the loop in "
                     "`with torch.no_grad():` (a measurement needs no gradients, and recording them costs memory).")

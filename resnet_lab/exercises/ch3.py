@@ -95,41 +95,55 @@ def _randomized(block: nn.Module, seed: int) -> nn.Module:
     return block
 
 
-def _compare_with_library(
-    make_block: Callable[[int], nn.Module],
-    reference: nn.Module,
-    names: str,
-    diagnose: Callable[[Tensor, Tensor], str | None],
-) -> str | None:
-    """Load `reference`'s weights into the reader's block, then compare outputs in eval and train mode."""
-    channels = reference.conv1.in_channels
-    block = make_block(channels)
-    if not isinstance(block, nn.Module):
-        return f"calling your class with {channels} channels gave a {type(block).__name__}, not an nn.Module."
-    try:
-        block.load_state_dict(reference.state_dict(), strict=True)
-    except RuntimeError as exc:
-        # the first line only says "Error(s) in loading state_dict"; the next ones name the keys
-        details = " ".join(line.strip() for line in str(exc).splitlines()[1:])[:160] or "the keys differ"
-        return (f"the checker copies resnet_lab's weights into your block, and that failed ({details}). Name the "
-                f"layers {names}, with the same shapes, and give the convolutions bias=False.")
-    x = torch.randn(4, channels, 6, 6, generator=torch.Generator().manual_seed(11))
-    for mode in ("eval", "train"):
-        block.train(mode == "train")
-        reference.train(mode == "train")
-        with torch.no_grad():
-            out = block(x.clone())
-            expected = reference(x.clone())
-        if not isinstance(out, Tensor):
-            return f"forward returned a {type(out).__name__}, not a tensor."
-        if out.shape != expected.shape:
-            return f"output shape {tuple(out.shape)}, expected {tuple(expected.shape)} (the input's shape)."
-        if not torch.allclose(out, expected, atol=_ATOL):
-            if mode == "eval":
-                return diagnose(x, out) or "the output differs from resnet_lab's block: check the order of layers."
-            return ("right in eval mode but not in train mode: use the BN modules themselves (self.bn1(...)), "
-                    "not a fixed formula, so that they normalize with batch statistics while training.")
-    return None
+Mistakes = Callable[[nn.Module, Tensor], list[tuple[Tensor, str]]]
+
+
+def _check_block(
+    name: str, block_class: Callable[[int], nn.Module], reference: nn.Module, layer_names: str, mistakes: Mistakes
+) -> Verdict:
+    """Load `reference`'s weights into block_class(channels), compare outputs in eval and train mode.
+
+    `mistakes(reference, x)` lists (output of a classic mistake, hint); the hint of the one the reader's output
+    matches is shown.
+    """
+
+    def test() -> str | None:
+        channels = reference.conv1.in_channels
+        block = block_class(channels)
+        if not isinstance(block, nn.Module):
+            return f"calling your class with {channels} channels gave a {type(block).__name__}, not an nn.Module."
+        try:
+            block.load_state_dict(reference.state_dict(), strict=True)
+        except RuntimeError as exc:
+            # the first line only says "Error(s) in loading state_dict"; the next ones name the keys
+            details = " ".join(line.strip() for line in str(exc).splitlines()[1:])[:160] or "the keys differ"
+            return (f"the checker copies resnet_lab's weights into your block, and that failed ({details}). Name "
+                    f"the layers {layer_names}, with the same shapes, and give the convolutions bias=False.")
+        x = torch.randn(4, channels, 6, 6, generator=torch.Generator().manual_seed(11))
+        for mode in ("eval", "train"):
+            block.train(mode == "train")
+            reference.train(mode == "train")
+            with torch.no_grad():
+                out = block(x.clone())
+                expected = reference(x.clone())
+            if not isinstance(out, Tensor):
+                return f"forward returned a {type(out).__name__}, not a tensor."
+            if out.shape != expected.shape:
+                return f"output shape {tuple(out.shape)}, expected {tuple(expected.shape)} (the input's shape)."
+            if torch.allclose(out, expected, atol=_ATOL):
+                continue
+            if mode == "train":
+                return ("right in eval mode but not in train mode: use the BN modules themselves (self.bn1(...)), "
+                        "not a fixed formula, so that they normalize with batch statistics while training.")
+            reference.eval()
+            with torch.no_grad():
+                for candidate, hint in mistakes(reference, x):
+                    if torch.allclose(out, candidate, atol=_ATOL):
+                        return hint
+            return "the output differs from resnet_lab's block: check the order of the layers."
+        return None
+
+    return run_check(name, test)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -137,34 +151,24 @@ def _compare_with_library(
 # ------------------------------------------------------------------------------------------------------------
 
 
+def _basic_mistakes(r: nn.Module, x: Tensor) -> list[tuple[Tensor, str]]:
+    branch = r.bn2(r.conv2(F.relu(r.bn1(r.conv1(x)))))
+    return [
+        (F.relu(branch + x) + x, "the skip is added twice: once before the final ReLU and once after it. "
+         "A block adds x exactly once, y = relu(F(x) + x)."),
+        (F.relu(branch + 2 * x), "x is added twice (F(x) + 2x). The shortcut carries x once."),
+        (F.relu(branch), "there is no residual addition: this is a plain block. Add x before the final ReLU."),
+        (branch + x, "the ReLU after the addition is missing (the original block has one; only the "
+         "pre-activation block of He et al. 2016b drops it)."),
+        (F.relu(branch) + x, "the ReLU comes before the addition; the original block applies it to the sum."),
+    ]
+
+
 def check_residual_block(block_class: Callable[[int], nn.Module]) -> Verdict:
     """ResidualBlock(channels) must compute relu(F(x) + x), exactly like blocks.BasicBlock(channels, channels)."""
-
-    def test() -> str | None:
-        torch.manual_seed(0)
-        reference = _randomized(blocks.BasicBlock(8, 8), seed=1).eval()
-
-        def diagnose(x: Tensor, out: Tensor) -> str | None:
-            r = reference
-            with torch.no_grad():
-                branch = r.bn2(r.conv2(F.relu(r.bn1(r.conv1(x)))))
-            candidates = [
-                (F.relu(branch + x) + x, "the skip is added twice: once before the final ReLU and once after it. "
-                 "A block adds x exactly once, y = relu(F(x) + x)."),
-                (F.relu(branch + 2 * x), "x is added twice (F(x) + 2x). The shortcut carries x once."),
-                (F.relu(branch), "there is no residual addition: this is a plain block. Add x before the final ReLU."),
-                (branch + x, "the ReLU after the addition is missing (the original block has one; only the "
-                 "pre-activation block of He et al. 2016b drops it)."),
-                (F.relu(branch) + x, "the ReLU comes before the addition; the original block applies it to the sum."),
-            ]
-            for candidate, hint in candidates:
-                if torch.allclose(out, candidate, atol=_ATOL):
-                    return hint
-            return None
-
-        return _compare_with_library(block_class, reference, "conv1, bn1, conv2, bn2", diagnose)
-
-    return run_check("ResidualBlock", test)
+    torch.manual_seed(0)
+    reference = _randomized(blocks.BasicBlock(8, 8), seed=1)
+    return _check_block("ResidualBlock", block_class, reference, "conv1, bn1, conv2, bn2", _basic_mistakes)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -172,32 +176,22 @@ def check_residual_block(block_class: Callable[[int], nn.Module]) -> Verdict:
 # ------------------------------------------------------------------------------------------------------------
 
 
+def _preact_mistakes(r: nn.Module, x: Tensor) -> list[tuple[Tensor, str]]:
+    branch = r.conv2(F.relu(r.bn2(r.conv1(F.relu(r.bn1(x))))))
+    # the original (post-activation) order with the same modules; possible since all have 8 channels
+    post_order = F.relu(r.bn2(r.conv2(F.relu(r.bn1(r.conv1(x))))))
+    return [
+        (F.relu(branch + x), "there is a ReLU after the addition. The pre-activation block leaves the sum "
+         "alone, so that the identity path from block to block stays clean (He et al. 2016b)."),
+        (branch, "there is no residual addition: return x + F(x)."),
+        (branch + 2 * x, "x is added twice; add it once."),
+        (post_order + x, "the layers are in the original order (conv, BN, ReLU); a pre-activation "
+         "block runs BN and ReLU *before* each convolution."),
+    ]
+
+
 def check_preact_block(block_class: Callable[[int], nn.Module]) -> Verdict:
     """PreActBasicBlock(channels) must equal blocks.PreActBlock(channels, channels): x + (BN-ReLU-conv)x2."""
-
-    def test() -> str | None:
-        torch.manual_seed(0)
-        reference = _randomized(blocks.PreActBlock(8, 8), seed=2).eval()
-
-        def diagnose(x: Tensor, out: Tensor) -> str | None:
-            r = reference
-            with torch.no_grad():
-                branch = r.conv2(F.relu(r.bn2(r.conv1(F.relu(r.bn1(x))))))
-                # the original (post-activation) order with the same modules; possible since all have 8 channels
-                post_order = F.relu(r.bn2(r.conv2(F.relu(r.bn1(r.conv1(x))))))
-            candidates = [
-                (F.relu(branch + x), "there is a ReLU after the addition. The pre-activation block leaves the sum "
-                 "alone, so that the identity path from block to block stays clean (He et al. 2016b)."),
-                (branch, "there is no residual addition: return x + F(x)."),
-                (branch + 2 * x, "x is added twice; add it once."),
-                (post_order + x, "the layers are in the original order (conv, BN, ReLU); a pre-activation "
-                 "block runs BN and ReLU *before* each convolution."),
-            ]
-            for candidate, hint in candidates:
-                if torch.allclose(out, candidate, atol=_ATOL):
-                    return hint
-            return None
-
-        return _compare_with_library(block_class, reference, "bn1, conv1, bn2, conv2", diagnose)
-
-    return run_check("PreActBasicBlock", test)
+    torch.manual_seed(0)
+    reference = _randomized(blocks.PreActBlock(8, 8), seed=2)
+    return _check_block("PreActBasicBlock", block_class, reference, "bn1, conv1, bn2, conv2", _preact_mistakes)

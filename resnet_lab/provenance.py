@@ -1,0 +1,77 @@
+"""Where a result came from: the command, the code version, the software, the machine, the seed and the data."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resnet_lab.runtime import device_name
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+def current_command() -> str:
+    """The command line of this process as a reader would type it: `python -m resnet_lab train ...` for the CLI."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "resnet_lab":
+        return shlex.join(["python", "-m", "resnet_lab", *argv[1:]])
+    if argv and Path(argv[0]).name in ("resnet-lab", "resnet_lab"):
+        return shlex.join(["resnet-lab", *argv[1:]])
+    return shlex.join(["python", *argv]) if argv and argv[0] else "python (interactive)"
+
+
+def git_commit(path: Path = REPO_DIR) -> str | None:
+    """The commit of the checkout `path` is in, with "-dirty" when files differ from it; None outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if status else commit
+
+
+def provenance(
+    command: str | None = None,
+    seed: int | None = None,
+    data: dict[str, Any] | None = None,
+    device: torch.device | str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The provenance record stored with every result (results.json) and checkpoint."""
+    import torchvision
+
+    from resnet_lab import __version__
+
+    record = {
+        "command": command or current_command(),
+        "git_commit": git_commit(),
+        "resnet_lab_version": __version__,
+        "torch_version": str(torch.__version__),
+        "torchvision_version": str(torchvision.__version__),
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device_name(device),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        "data": data,
+    }
+    record.update(extra)
+    return record

@@ -1,0 +1,103 @@
+"""The depth-sweep runner on a tiny synthetic grid: result files, resuming, the fp16 export and the figure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from resnet_lab import cli, experiments
+from resnet_lab.checkpoint import load_checkpoint
+from resnet_lab.data import load_data
+from resnet_lab.train import evaluate_tensors
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = ["--data", "synthetic", "--train-size", "96", "--val-size", "64", "--batch-size", "32", "--depths", "8",
+        "--epochs", "2"]
+
+
+def test_run_order_puts_the_extremes_first():
+    assert experiments.depth_sweep_models((56, 20, 44, 32)) == [
+        "plain20", "resnet20", "plain56", "resnet56", "plain32", "resnet32", "plain44", "resnet44"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The runner on resnet8/plain8 for two epochs; returns (results dir, runs dir)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("sweep")
+    argv = ["experiment", "depth-sweep", *TINY, "--out", str(root / "runs"), "--results", str(root / "results")]
+    assert cli.main(argv) == 0
+    torch.set_num_threads(threads)
+    return root / "results", root / "runs", argv
+
+
+def test_sweep_writes_one_record_per_network(sweep):
+    results, runs, _ = sweep
+    files = sorted(p.name for p in (results / "depth_sweep").glob("*.json"))
+    assert files == ["plain8.json", "resnet8.json"]
+    for name in ("plain8", "resnet8"):
+        record = json.loads((results / "depth_sweep" / f"{name}.json").read_text())
+        fit_record = json.loads((runs / name / "results.json").read_text())
+        assert record["model"] == name and record["depth"] == 8
+        assert [e["epoch"] for e in record["epochs"]] == [1, 2]
+        # Errors are 1 - accuracy of the engine's record, epoch by epoch.
+        for mine, theirs in zip(record["epochs"], fit_record["epochs"]):
+            assert mine["val_err"] == pytest.approx(1 - theirs["val_acc"])
+            assert mine["train_eval_err"] == pytest.approx(1 - theirs["train_eval_acc"])
+        assert record["provenance"]["command"].startswith("python -m resnet_lab experiment depth-sweep")
+        assert record["config"]["model"]["name"] == name
+    table = experiments.depth_sweep_table(results / "depth_sweep")
+    assert [row["model"] for row in table] == ["plain8", "resnet8"]
+    readme = (results / "depth_sweep" / "README.md").read_text()
+    assert "| plain8 | 2 |" in readme and "| resnet8 | 2 |" in readme
+
+
+def test_plain_and_residual_twins_share_the_recipe(sweep):
+    results, _, _ = sweep
+    plain, res = (json.loads((results / "depth_sweep" / f"{n}.json").read_text()) for n in ("plain8", "resnet8"))
+    strip = lambda config: {k: v for k, v in config.items() if k != "model"}  # noqa: E731
+    assert strip(plain["config"]) == strip(res["config"])
+
+
+def test_a_second_invocation_skips_finished_runs(sweep, capsys):
+    results, runs, argv = sweep
+    before = (runs / "plain8" / "last.pt").stat().st_mtime_ns
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("finished earlier") == 2
+    assert (runs / "plain8" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_fp16_export_reloads_to_the_recorded_accuracy(sweep, tmp_path):
+    results, runs, _ = sweep
+    data = load_data("synthetic", train_size=96, val_size=64, verbose=False)
+    val = experiments.export_half_precision(runs / "resnet8" / "last.pt", tmp_path / "resnet8.pt", data)
+    assert (tmp_path / "resnet8.pt").stat().st_size < (runs / "resnet8" / "last.pt").stat().st_size / 2
+    model, meta = load_checkpoint(tmp_path / "resnet8.pt")
+    assert meta["val"] == val
+    metrics = evaluate_tensors(model, data.val_x, data.val_y, data.mean, data.std, num_classes=10,
+                               precision="fp32", channels_last=False)
+    assert metrics["accuracy"] == val["accuracy"]
+    assert abs(val["accuracy"] - val["accuracy_fp32_weights"]) <= 2 / 64
+
+
+def test_depth_sweep_figure_has_both_panels(sweep):
+    results, _, _ = sweep
+    from resnet_lab.viz import plot_depth_sweep
+
+    fig = plot_depth_sweep(results / "depth_sweep")
+    left, right = fig.axes
+    assert [line.get_label() for line in left.get_lines() if not line.get_label().startswith("_")] == ["plain-8"]
+    assert [line.get_label() for line in right.get_lines() if not line.get_label().startswith("_")] == ["ResNet-8"]
+    assert len(left.get_lines()) == 2  # training error (dashed) and validation error (solid)
+
+
+def test_missing_results_say_how_to_make_them(tmp_path):
+    from resnet_lab.viz import plot_depth_sweep
+
+    with pytest.raises(FileNotFoundError, match="experiment depth-sweep"):
+        plot_depth_sweep(tmp_path)
