@@ -22,7 +22,8 @@ def test_result_file_has_provenance(path: Path):
     prov = record["provenance"]
     missing = [k for k in PROVENANCE_KEYS if k not in prov]
     assert not missing, f"{path.name}: provenance lacks {missing}"
-    assert "python -m resnet_lab" in prov["command"] or "resnet-lab" in prov["command"], prov["command"]
+    # Results come from the package's command line, or from a script in benchmarks/.
+    assert "python -m resnet_lab" in prov["command"] or "benchmarks/" in prov["command"], prov["command"]
     assert "synthetic" not in str(prov["data"]).lower(), "a smoke/synthetic run must never be committed as a result"
 
 
@@ -59,3 +60,44 @@ def test_depth_sweep_runs_share_one_recipe():
     first = recipe(runs[0])
     for run in runs[1:]:
         assert recipe(run) == first, f"{run['model']} was trained with a different recipe"
+
+
+CHECKPOINTS = sorted((ROOT / "results" / "checkpoints").glob("*.pt"))
+
+
+@pytest.mark.parametrize("path", CHECKPOINTS, ids=_ids(CHECKPOINTS))
+def test_committed_checkpoint_matches_its_depth_sweep_record(path: Path):
+    """The fp16 weights load into the recorded model and belong to the committed run of the same name."""
+    from resnet_lab.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(path)
+    assert path.stat().st_size < 2_500_000, "committed checkpoints are half precision, a few MB at most"
+    record = json.loads((ROOT / "results" / "depth_sweep" / f"{path.stem}.json").read_text())
+    assert meta["model_spec"]["name"] == path.stem == record["model"]
+    assert meta["val"]["accuracy_fp32_weights"] == pytest.approx(1 - record["final"]["val_err"])
+    # Rounding the weights to fp16 may flip a few of the 5,000 predictions, not more.
+    assert abs(meta["val"]["accuracy"] - meta["val"]["accuracy_fp32_weights"]) <= 0.003
+    assert meta["val"]["count"] == record["provenance"]["data"]["val_size"] == 5000
+
+
+@pytest.mark.parametrize("path", CHECKPOINTS, ids=_ids(CHECKPOINTS))
+def test_committed_checkpoint_gives_its_recorded_accuracy(path: Path):
+    """Evaluated on the validation split it was measured on, the checkpoint gives exactly the recorded accuracy.
+
+    Needs the CIFAR-10 JPEG folder (RESNET_LAB_DATA); CI machines without it skip this test.
+    """
+    import os
+
+    from resnet_lab.checkpoint import load_checkpoint
+    from resnet_lab.data import load_data
+    from resnet_lab.train import evaluate_tensors
+
+    source = os.environ.get("RESNET_LAB_DATA")
+    if not source or not Path(source).is_dir():
+        pytest.skip("RESNET_LAB_DATA does not name the CIFAR-10 folder the runs were trained on")
+    model, meta = load_checkpoint(path)
+    recorded = meta["data"]
+    data = load_data(source, val_size=recorded["val_size"], split_seed=recorded["split_seed"], verbose=False)
+    metrics = evaluate_tensors(model, data.val_x, data.val_y, meta["mean"], meta["std"], num_classes=10,
+                               precision="fp32", channels_last=False)
+    assert metrics["accuracy"] == meta["val"]["accuracy"]
