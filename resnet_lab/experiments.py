@@ -84,7 +84,7 @@ def save_json(record: dict, path: str | Path) -> None:
     """Write a result file atomically (temporary file + rename), indented so that diffs stay readable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     os.replace(tmp, path)
 
@@ -222,7 +222,9 @@ def write_summary(sweep_dir: str | Path) -> Path:
     if missing:
         lines += ["", f"Not yet run (the sweep resumes where it stopped): {', '.join(missing)}."]
     path = sweep_dir / "README.md"
-    path.write_text("\n".join(lines) + "\n")
+    tmp = path.with_name(f"README.md.tmp-{os.getpid()}")  # runners for different depths may finish together
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
     return path
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -101,3 +103,42 @@ def test_missing_results_say_how_to_make_them(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="experiment depth-sweep"):
         plot_depth_sweep(tmp_path)
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_records(sweep, tmp_path, monkeypatch, capsys):
+    """Ctrl-C in the middle of the first network, then the same command again: the records equal the reference's."""
+    reference, _, _ = sweep
+    argv = ["experiment", "depth-sweep", *TINY, "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
+    build = experiments.get_model
+    built = []
+
+    def press_ctrl_c_in_first_network(name, **options):
+        model = build(name, **options)
+        if not built:
+            steps = {"n": 0}
+
+            def hook(module, inputs, output):
+                if module.training:
+                    steps["n"] += 1
+                    if steps["n"] == 5:  # epoch 2, step 2 of 3
+                        os.kill(os.getpid(), signal.SIGINT)
+
+            model.register_forward_hook(hook)
+        built.append(name)
+        return model
+
+    monkeypatch.setattr(experiments, "get_model", press_ctrl_c_in_first_network)
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "epoch 2, step 2 of 3" in err and "same command again" in err
+    assert not (tmp_path / "res" / "depth_sweep" / "plain8.json").exists()
+
+    assert cli.main(argv) == 0
+    for name in ("plain8", "resnet8"):
+        ours = json.loads((tmp_path / "res" / "depth_sweep" / f"{name}.json").read_text())
+        theirs = json.loads((reference / "depth_sweep" / f"{name}.json").read_text())
+        drop = lambda epochs: [{k: v for k, v in e.items() if k != "seconds"} for e in epochs]  # noqa: E731
+        assert drop(ours["epochs"]) == drop(theirs["epochs"])
+    assert len(ours["provenance"].get("resumed", [])) == 0  # resnet8 ran in one go
+    plain = json.loads((tmp_path / "res" / "depth_sweep" / "plain8.json").read_text())
+    assert plain["provenance"]["resumed"][0]["epoch"] == 1
