@@ -199,20 +199,29 @@ def write_summary(sweep_dir: str | Path) -> Path:
         "",
         "Written by `python -m resnet_lab experiment depth-sweep` from the JSON files in this folder (one per run,",
         "each with its provenance); do not edit by hand. Training error is measured after each epoch on a fixed",
-        "subset of 5,000 training images without augmentation (as He et al. 2016 plot it); validation error on",
-        "5,000 images held out from the training split. The images are the JPEG copy of CIFAR-10: JPEG compression",
-        "costs a few points of accuracy against the original PNG-exact data, so compare trends, not the last digit,",
-        "with published numbers.",
+        "subset of the training images without augmentation (as He et al. 2016 plot it), validation error on images",
+        "held out from the training split.",
         "",
     ]
     if runs:
-        config = runs[0]["config"]
-        recipe = ", ".join(
-            f"{k}={config[k]}" for k in ("epochs", "batch_size", "lr", "schedule", "warmup_epochs", "momentum",
-                                          "nesterov", "weight_decay", "label_smoothing", "crop_padding", "flip",
-                                          "precision", "seed") if k in config
-        )
+        data, config = runs[0]["provenance"]["data"], runs[0]["config"]
+        lines += [
+            f"Data: {data['source']}, {data['train_size']:,} training images, {data['val_size']:,} held out for "
+            f"validation; training error on {config['train_eval_size']:,} of the training images.",
+            "",
+        ]
+        if "jpeg" in str(data["source"]).lower():
+            lines += ["These are JPEG-compressed CIFAR-10 images: compression costs a few points of accuracy compared "
+                      "with the original images, so compare trends, not the last digit, with published numbers.", ""]
+        keys = ("epochs", "batch_size", "lr", "schedule", "warmup_epochs", "momentum", "nesterov", "weight_decay",
+                "label_smoothing", "crop_padding", "flip", "precision", "seed")
+        recipe = ", ".join(f"{k}={config[k]}" for k in keys if k in config)
         lines += [f"Recipe, identical for every run: {recipe}.", ""]
+        resumed = [r["model"] for r in runs if r["provenance"].get("resumed")]
+        if resumed:
+            lines += [f"Resumed after an interruption (see `resumed` in their provenance): {', '.join(resumed)}.", ""]
+        lines += ["Wall time is the sum of the epochs' measured times. Runs of different depths sometimes shared the "
+                  "CPU (one thread each), so compare wall times with care.", ""]
     lines += ["| network | epochs | training error (%) | validation error (%) | wall time (min) | device |",
               "|---|---:|---:|---:|---:|---|"]
     for row in rows:
