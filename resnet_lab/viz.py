@@ -37,7 +37,10 @@ def plot_depth_sweep(sweep_dir: str | Path | None = None, figsize=(11, 4.2)) -> 
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper right", frameon=False)
+        if ax.get_lines():
+            ax.legend(loc="upper right", frameon=False)
+        else:  # a sweep still running: say so rather than leave a blank panel
+            ax.text(0.5, 0.5, "no finished runs yet", transform=ax.transAxes, ha="center", color="gray")
     axes[0].set_ylabel("error (%)")
     top = max(100 * max(e["val_err"], e["train_eval_err"]) for r in runs for e in r["epochs"][1:] or r["epochs"])
     axes[0].set_ylim(0, min(100, top * 1.05))

@@ -142,3 +142,17 @@ def test_an_interrupted_sweep_resumes_to_the_same_records(sweep, tmp_path, monke
     assert len(ours["provenance"].get("resumed", [])) == 0  # resnet8 ran in one go
     plain = json.loads((tmp_path / "res" / "depth_sweep" / "plain8.json").read_text())
     assert plain["provenance"]["resumed"][0]["epoch"] == 1
+
+
+def test_depth_sweep_figure_of_a_sweep_in_progress(sweep, tmp_path, recwarn):
+    """Only plain runs finished so far: the residual panel says so, and matplotlib has nothing to warn about."""
+    import shutil
+
+    from resnet_lab.viz import plot_depth_sweep
+
+    results, _, _ = sweep
+    shutil.copy(results / "depth_sweep" / "plain8.json", tmp_path / "plain8.json")
+    fig = plot_depth_sweep(tmp_path)
+    right = fig.axes[1]
+    assert not right.get_lines() and [t.get_text() for t in right.texts] == ["no finished runs yet"]
+    assert not [w for w in recwarn if "legend" in str(w.message)]
