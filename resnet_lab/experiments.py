@@ -147,6 +147,14 @@ def load_depth_sweep(sweep_dir: str | Path | None = None) -> list[dict]:
     return sorted(runs, key=lambda r: (r["depth"], r["family"]))
 
 
+def _device(prov: dict) -> str:
+    """The device of a run, with the CPU model where it was recorded: 'cpu (x86_64, 2 threads), AMD EPYC'."""
+    device = prov["device"]
+    if device.startswith("cpu") and prov.get("cpu_model"):
+        device += f", {prov['cpu_model']}"
+    return device
+
+
 def depth_sweep_table(sweep_dir: str | Path | None = None) -> list[dict]:
     """One row per run: final training error, validation error, epochs, wall time and device."""
     return [
@@ -156,7 +164,7 @@ def depth_sweep_table(sweep_dir: str | Path | None = None) -> list[dict]:
             "train_err_%": round(100 * r["final"]["train_eval_err"], 2),
             "val_err_%": round(100 * r["final"]["val_err"], 2),
             "wall_min": round(r["final"]["wall_seconds"] / 60, 1),
-            "device": r["provenance"]["device"],
+            "device": _device(r["provenance"]),
         }
         for r in load_depth_sweep(sweep_dir)
     ]

@@ -46,6 +46,17 @@ def git_commit(path: Path = REPO_DIR) -> str | None:
     return f"{commit}-dirty" if status else commit
 
 
+def cpu_model() -> str:
+    """The processor's model name (e.g. 'AMD EPYC'): CPU wall times are only comparable on the same model."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux: fall back to what the platform module knows
+    return platform.processor() or platform.machine()
+
+
 def provenance(
     command: str | None = None,
     seed: int | None = None,
@@ -67,6 +78,7 @@ def provenance(
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "device": device_name(device),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -691,7 +691,8 @@ class _Run:
         elif self.dist.is_main and state is not None:
             resumed = provenance(command=self.command, device=device)
             self.provenance.setdefault("resumed", []).append(
-                {k: resumed[k] for k in ("command", "date", "device", "git_commit")} | {"epoch": start_epoch}
+                {k: resumed[k] for k in ("command", "date", "device", "cpu_model", "git_commit")}
+                | {"epoch": start_epoch}
             )
         net = model
         if self.dist.world_size > 1:

@@ -17,7 +17,9 @@ from resnet_lab.train import History, NonFiniteLossError, TrainingInterrupted, f
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-PROVENANCE_KEYS = ("command", "git_commit", "resnet_lab_version", "torch_version", "device", "date", "seed", "data")
+PROVENANCE_KEYS = (
+    "command", "git_commit", "resnet_lab_version", "torch_version", "device", "cpu_model", "date", "seed", "data"
+)
 QUICK = dict(epochs=2, batch_size=32, lr=0.05, progress=False)
 
 
