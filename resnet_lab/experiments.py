@@ -170,6 +170,34 @@ def depth_sweep_table(sweep_dir: str | Path | None = None) -> list[dict]:
     ]
 
 
+def _compare(new: float, old: float) -> str:
+    return "higher" if new > old else "lower" if new < old else "the same"
+
+
+def depth_sweep_findings(rows: list[dict]) -> list[str]:
+    """What the final errors show, one Markdown bullet per comparison: each network against the next shallower
+    one of its family (degradation?), then each residual network against its plain twin."""
+    final = {row["model"]: row for row in rows}
+    by_family: dict[str, list[tuple[int, str]]] = {"plain": [], "resnet": []}
+    for name in final:
+        family, depth = _split_name(name)
+        by_family[family].append((depth, name))
+    pairs = []
+    for family in ("plain", "resnet"):
+        present = [name for _, name in sorted(by_family[family])]
+        pairs += list(zip(present, present[1:]))
+    depths = sorted({d for d, _ in by_family["plain"]} & {d for d, _ in by_family["resnet"]})
+    pairs += [(f"plain{d}", f"resnet{d}") for d in depths]
+    lines = []
+    for old, new in pairs:
+        parts = []
+        for what, key in (("training error", "train_err_%"), ("validation error", "val_err_%")):
+            a, b = final[old][key], final[new][key]
+            parts.append(f"{what} {_compare(b, a)} ({b:.2f}% vs {a:.2f}%)")
+        lines.append(f"- {new} against {old}: {', '.join(parts)}.")
+    return lines
+
+
 def export_half_precision(checkpoint: str | Path, dest: str | Path, data: ImageData) -> dict:
     """Save a trained network's weights in half precision (about 0.5 MB per 270k parameters) as a resnet_lab
     checkpoint, and record the validation error that these fp16 weights themselves reach.
@@ -228,8 +256,8 @@ def write_summary(sweep_dir: str | Path) -> Path:
         resumed = [r["model"] for r in runs if r["provenance"].get("resumed")]
         if resumed:
             lines += [f"Resumed after an interruption (see `resumed` in their provenance): {', '.join(resumed)}.", ""]
-        lines += ["Wall time is the sum of the epochs' measured times. Runs of different depths sometimes shared the "
-                  "CPU (one thread each), so compare wall times with care.", ""]
+        lines += ["Wall time is the sum of the epochs' measured times. Some runs shared the CPU with other runs or "
+                  "other work, and the CPU model differs between sessions, so compare wall times with care.", ""]
     lines += ["| network | epochs | training error (%) | validation error (%) | wall time (min) | device |",
               "|---|---:|---:|---:|---:|---|"]
     for row in rows:
@@ -238,6 +266,13 @@ def write_summary(sweep_dir: str | Path) -> Path:
     missing = [m for m in depth_sweep_models() if m not in {r["model"] for r in rows}]
     if missing:
         lines += ["", f"Not yet run (the sweep resumes where it stopped): {', '.join(missing)}."]
+    findings = depth_sweep_findings(rows)
+    if findings:
+        lines += ["", "## What the data show", "",
+                  "Final errors, each network against the next shallower one of its family (a deeper network that "
+                  "ends with a higher *training* error shows the degradation problem) and each residual network "
+                  "against its plain twin. These are single runs with one seed: differences of a few tenths of a "
+                  "point can come from the seed alone.", "", *findings]
     path = sweep_dir / "README.md"
     tmp = path.with_name(f"README.md.tmp-{os.getpid()}")  # runners for different depths may finish together
     tmp.write_text("\n".join(lines) + "\n")

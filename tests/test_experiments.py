@@ -56,6 +56,28 @@ def test_sweep_writes_one_record_per_network(sweep):
     assert [row["model"] for row in table] == ["plain8", "resnet8"]
     readme = (results / "depth_sweep" / "README.md").read_text()
     assert "| plain8 | 2 |" in readme and "| resnet8 | 2 |" in readme
+    assert "## What the data show" in readme and "- resnet8 against plain8: training error " in readme
+
+
+def test_findings_compare_each_depth_with_the_next_and_each_twin():
+    def row(model, train, val):
+        return {"model": model, "train_err_%": train, "val_err_%": val}
+
+    # Out of order on purpose, and 110 must come after 56 (depths compare as numbers, not strings).
+    rows = [row("plain110", 12.0, 18.0), row("resnet20", 7.0, 12.0), row("plain20", 8.0, 14.0),
+            row("plain56", 10.0, 15.0), row("resnet56", 5.0, 12.0)]
+    assert experiments.depth_sweep_findings(rows) == [
+        "- plain56 against plain20: training error higher (10.00% vs 8.00%), validation error higher "
+        "(15.00% vs 14.00%).",
+        "- plain110 against plain56: training error higher (12.00% vs 10.00%), validation error higher "
+        "(18.00% vs 15.00%).",
+        "- resnet56 against resnet20: training error lower (5.00% vs 7.00%), validation error the same "
+        "(12.00% vs 12.00%).",
+        "- resnet20 against plain20: training error lower (7.00% vs 8.00%), validation error lower (12.00% vs 14.00%).",
+        "- resnet56 against plain56: training error lower (5.00% vs 10.00%), validation error lower "
+        "(12.00% vs 15.00%).",
+    ]
+    assert experiments.depth_sweep_findings(rows[:1]) == []
 
 
 def test_plain_and_residual_twins_share_the_recipe(sweep):
