@@ -147,9 +147,10 @@ def load_depth_sweep(sweep_dir: str | Path | None = None) -> list[dict]:
     return sorted(runs, key=lambda r: (r["depth"], r["family"]))
 
 
-def _device(prov: dict) -> str:
+def run_device(prov: dict) -> str:
     """The device of a run, with the CPU model where it was recorded: 'cpu (x86_64, 2 threads), AMD EPYC'."""
-    device = prov["device"]
+    # Records written before the grammar fix say "1 threads"; result files are never edited by hand.
+    device = re.sub(r"\b1 threads\b", "1 thread", prov["device"])
     if device.startswith("cpu") and prov.get("cpu_model"):
         device += f", {prov['cpu_model']}"
     return device
@@ -164,7 +165,7 @@ def depth_sweep_table(sweep_dir: str | Path | None = None) -> list[dict]:
             "train_err_%": round(100 * r["final"]["train_eval_err"], 2),
             "val_err_%": round(100 * r["final"]["val_err"], 2),
             "wall_min": round(r["final"]["wall_seconds"] / 60, 1),
-            "device": _device(r["provenance"]),
+            "device": run_device(r["provenance"]),
         }
         for r in load_depth_sweep(sweep_dir)
     ]

@@ -80,6 +80,16 @@ def test_findings_compare_each_depth_with_the_next_and_each_twin():
     assert experiments.depth_sweep_findings(rows[:1]) == []
 
 
+@pytest.mark.parametrize("prov, expected", [
+    ({"device": "cpu (x86_64, 2 threads)", "cpu_model": "AMD EPYC"}, "cpu (x86_64, 2 threads), AMD EPYC"),
+    ({"device": "cpu (x86_64, 1 threads)"}, "cpu (x86_64, 1 thread)"),  # an old record, before the grammar fix
+    ({"device": "cpu (x86_64, 16 threads)", "cpu_model": None}, "cpu (x86_64, 16 threads)"),
+    ({"device": "NVIDIA H200", "cpu_model": "AMD EPYC"}, "NVIDIA H200"),  # the CPU does not matter on a GPU
+])
+def test_run_device_names_the_cpu_and_fixes_old_grammar(prov, expected):
+    assert experiments.run_device(prov) == expected
+
+
 def test_plain_and_residual_twins_share_the_recipe(sweep):
     results, _, _ = sweep
     plain, res = (json.loads((results / "depth_sweep" / f"{n}.json").read_text()) for n in ("plain8", "resnet8"))
