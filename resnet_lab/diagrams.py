@@ -95,10 +95,28 @@ def draw_block(
     y = 0.0
     size_in = "H×W" if stride == 1 else "2H×2W"
     ax.text(0, y, f"x   ({in_channels}×{size_in})", ha="center", va="center", fontsize=10, fontweight="bold")
-    layers = block_layers(kind, planes, stride)
     # A pre-activation projection reads the BN-ReLU output (as in the authors' code and resnet_lab.blocks):
     # those two layers come before the split. Every other shortcut leaves from x itself.
     shared = 2 if preact and shortcut == "projection" else 0
+    split_y, branch_bottom = _draw_branch(ax, block_layers(kind, planes, stride), shared)
+    add_y = branch_bottom - 0.22
+    ax.add_patch(Circle((0, add_y), 0.22, facecolor="white", edgecolor="black", lw=1.4, zorder=3))
+    ax.text(0, add_y, "+", ha="center", va="center", fontsize=15, zorder=4)
+    ax.text(-_MAIN_W / 2 - 0.1, (split_y + branch_bottom) / 2, "F(x)", rotation=90, ha="right", va="center",
+            fontsize=11, style="italic")
+    _draw_shortcut(ax, shortcut, stride, in_channels, out_channels, split_y, add_y)
+    y = _draw_output(ax, preact, out_channels, add_y)
+
+    ax.set_xlim(-_MAIN_W / 2 - 0.45, _SKIP_X + 1.4)
+    ax.set_ylim(y - 0.3, 0.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title if title is not None else _default_title(kind, shortcut), fontsize=11)
+    return ax
+
+
+def _draw_branch(ax: Axes, layers: list[tuple[str, str]], shared: int) -> tuple[float, float]:
+    """Draw the branch F down the middle column; return the y of the shortcut's split point and of F's end."""
     y = -0.2
     for layer, label in layers[:shared]:
         _arrow(ax, (0, y), (0, y - _GAP))
@@ -116,29 +134,19 @@ def draw_block(
         y -= height
         _arrow(ax, (0, y), (0, y - _GAP))
         y -= _GAP
-    branch_bottom = y
-    add_y = y - 0.22
-    ax.add_patch(Circle((0, add_y), 0.22, facecolor="white", edgecolor="black", lw=1.4, zorder=3))
-    ax.text(0, add_y, "+", ha="center", va="center", fontsize=15, zorder=4)
-    ax.text(-_MAIN_W / 2 - 0.1, (split_y + branch_bottom) / 2, "F(x)", rotation=90, ha="right", va="center",
-            fontsize=11, style="italic")
+    return split_y, y
 
-    # The shortcut: right from the split point, down past the whole branch, left into the addition.
+
+def _draw_shortcut(ax: Axes, shortcut: str, stride: int, in_channels: int, out_channels: int, split_y: float,
+                   add_y: float) -> None:
+    """Draw the shortcut: right from the split point, down past the whole branch, left into the addition."""
     mid_y = (split_y + add_y) / 2
     ax.plot([0, _SKIP_X], [split_y, split_y], color="black", lw=1.4)
     if shortcut == "identity":
         ax.plot([_SKIP_X, _SKIP_X], [split_y, add_y], color="black", lw=1.4)
         ax.text(_SKIP_X + 0.12, mid_y, "identity\nx", ha="left", va="center", fontsize=9)
     else:
-        if shortcut == "zeropad":
-            lines = [("zeropad", f"subsample /{stride}", "--")]
-            if out_channels != in_channels:
-                lines.append(("zeropad", f"+ {out_channels - in_channels} zero channels", "--"))
-            note = "option A\n(no parameters)"
-        else:
-            s = f", /{stride}" if stride != 1 else ""
-            lines = [("projection", f"1×1 conv, {out_channels}{s}", "-"), ("bn", "BN", "-")]
-            note = "option B/C\n(projection W$_s$x)"
+        lines, note = _shortcut_layers(shortcut, stride, in_channels, out_channels)
         heights = [0.55 if style == "--" else _HEIGHTS["conv" if kind_ == "projection" else "bn"]
                    for kind_, _, style in lines]
         total = sum(heights) + _GAP * (len(heights) - 1)
@@ -155,6 +163,24 @@ def draw_block(
         ax.text(_SKIP_X + 0.1, top - 0.1, note, ha="left", va="top", fontsize=7.5, color="#444444")
     _arrow(ax, (_SKIP_X, add_y), (0.22, add_y))
 
+
+def _shortcut_layers(
+    shortcut: str, stride: int, in_channels: int, out_channels: int
+) -> tuple[list[tuple[str, str, str]], str]:
+    """The boxes of a zeropad or projection shortcut as (colour, label, line style), and the note beside them."""
+    if shortcut == "zeropad":
+        # Dashed boxes: subsampling and zero channels are not layers, they have no parameters.
+        lines = [("zeropad", f"subsample /{stride}", "--")]
+        if out_channels != in_channels:
+            lines.append(("zeropad", f"+ {out_channels - in_channels} zero channels", "--"))
+        return lines, "option A\n(no parameters)"
+    s = f", /{stride}" if stride != 1 else ""
+    lines = [("projection", f"1×1 conv, {out_channels}{s}", "-"), ("bn", "BN", "-")]
+    return lines, "option B/C\n(projection W$_s$x)"
+
+
+def _draw_output(ax: Axes, preact: bool, out_channels: int, add_y: float) -> float:
+    """Draw what follows the addition, down to the output label; return the label's y."""
     y = add_y - 0.22
     if not preact:  # the original block applies ReLU after the addition; a pre-activation block does not
         _arrow(ax, (0, y), (0, y - _GAP))
@@ -164,13 +190,7 @@ def draw_block(
     _arrow(ax, (0, y), (0, y - _GAP))
     y -= _GAP + 0.18
     ax.text(0, y, f"out   ({out_channels}×H×W)", ha="center", va="center", fontsize=10, fontweight="bold")
-
-    ax.set_xlim(-_MAIN_W / 2 - 0.45, _SKIP_X + 1.4)
-    ax.set_ylim(y - 0.3, 0.3)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(title if title is not None else _default_title(kind, shortcut), fontsize=11)
-    return ax
+    return y
 
 
 def draw_network(

@@ -13,6 +13,9 @@ Names understood by `get_model` (see `list_models()` for the paper's entries):
 - `resnet18_cifar`, `resnet34_cifar`, `resnet50_cifar`: the ImageNet stage layout with a 3x3 stride-1 stem and
   no max-pool, the "ResNet-18 for CIFAR" most tutorials train.
 
+`parse_model_name` says what a name stands for (family and depth) and `model_label` how tables and figures write
+it ("ResNet-56", "plain-56"): the one place where names are taken apart.
+
 Models take normalized float tensors shaped (N, C, H, W); normalization belongs to the data pipeline.
 """
 
@@ -20,12 +23,13 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from resnet_lab.blocks import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck, conv3x3, init_weights
+from resnet_lab.checks import check_int
 
 BlockType = type[BasicBlock] | type[Bottleneck] | type[PreActBlock] | type[PreActBottleneck]
 
@@ -53,8 +57,8 @@ class ResNet(nn.Module):
         name: str = "resnet",
     ) -> None:
         super().__init__()
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("in_channels", in_channels)
+        check_int("num_classes", num_classes)
+        check_int("in_channels", in_channels)
         for option, value in (("residual", residual), ("zero_init_residual", zero_init_residual)):
             if not isinstance(value, bool):
                 raise TypeError(f"{option} must be True or False, got {type(value).__name__} {value!r}.")
@@ -157,14 +161,6 @@ class ResNet(nn.Module):
         )
 
 
-def _check_positive_int(option: str, value: Any) -> None:
-    """Raise a clear error unless `value` is a positive int (bool, which is an int, does not count)."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{option} must be an int, got {type(value).__name__} {value!r}.")
-    if value < 1:
-        raise ValueError(f"{option} must be at least 1, got {value}.")
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # CIFAR networks (He et al. 2016, section 4.2): 3 stages of n blocks, 16/32/64 channels, depth 6n+2 or 9n+2.
 # ---------------------------------------------------------------------------------------------------------------
@@ -220,7 +216,7 @@ def resnet_cifar(
     kind = "resnet" if residual else "plain"
     label = f"{'PreAct-' if preact else ''}{'ResNet' if residual else 'Plain'}-{depth}"
     blocks = cifar_blocks_per_stage(depth, bottleneck, label)
-    _check_positive_int("width", width)
+    check_int("width", width)
     if shortcut is None:
         shortcut = "B" if preact else "A"
     if preact:
@@ -342,13 +338,58 @@ def list_models() -> list[str]:
     return [*_PAPER_CIFAR_NAMES, *_BUILDERS]
 
 
-def _cifar_builder(name: str) -> Callable[..., ResNet] | None:
-    """A builder for a `resnet<depth>`, `plain<depth>` or `preact_resnet<depth>` name, None for other names."""
+class ModelName(NamedTuple):
+    """What a model name says: its family and its depth (number of weight layers).
+
+    Families: "resnet" and "plain" (the CIFAR networks and their plain twins), "preact" (pre-activation CIFAR
+    networks), "imagenet" (resnet18 ... resnet152) and "cifar_stem" (resnet18_cifar ... resnet50_cifar).
+    """
+
+    family: str
+    depth: int
+
+
+# Prefix of the CIFAR names -> family.
+_CIFAR_FAMILIES = MappingProxyType({"resnet": "resnet", "plain": "plain", "preact_resnet": "preact"})
+# How each family is written in tables and figure legends.
+_LABELS = MappingProxyType(
+    {
+        "resnet": "ResNet-{depth}",
+        "plain": "plain-{depth}",
+        "preact": "PreAct-ResNet-{depth}",
+        "imagenet": "ResNet-{depth}",
+        "cifar_stem": "ResNet-{depth} (CIFAR stem)",
+    }
+)
+
+
+def parse_model_name(name: str) -> ModelName:
+    """The family and depth a model name stands for, e.g. "plain56" -> ModelName("plain", 56).
+
+    Raises TypeError for a non-string and ValueError (naming the valid names) for a name `get_model` does not know.
+    Whether a CIFAR depth is valid (6n+2, 9n+2) is checked when the model is built, not here.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string such as 'resnet20', got {type(name).__name__} {name!r}.")
+    if name in _BUILDERS:
+        family = "cifar_stem" if name.endswith("_cifar") else "imagenet"
+        return ModelName(family, int(name.removeprefix("resnet").removesuffix("_cifar")))
     match = _CIFAR_NAME.fullmatch(name)
     if match is None:
-        return None
-    family, depth = match.group(1), int(match.group(2))
-    preact = family == "preact_resnet"
+        raise ValueError(_unknown_name_message(name))
+    return ModelName(_CIFAR_FAMILIES[match.group(1)], int(match.group(2)))
+
+
+def model_label(name: str) -> str:
+    """How a model is written in tables and figures: "ResNet-56", "plain-56", "PreAct-ResNet-164", "ResNet-18"."""
+    family, depth = parse_model_name(name)
+    return _LABELS[family].format(depth=depth)
+
+
+def _cifar_builder(parsed: ModelName) -> Callable[..., ResNet]:
+    """A builder for a CIFAR network (family "resnet", "plain" or "preact") of the parsed depth."""
+    family, depth = parsed
+    preact = family == "preact"
 
     def build(num_classes: int, **options: Any) -> ResNet:
         return resnet_cifar(
@@ -380,15 +421,11 @@ def get_model(name: str, num_classes: int = 10, **options: Any) -> ResNet:
     Options: `shortcut` ("A", "B", "C"), `zero_init_residual` (bool), `in_channels` (int), and for the
     CIFAR networks `width` (channels of the first stage, 16 in the paper).
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a string such as 'resnet20', got {type(name).__name__} {name!r}.")
-    builder = _BUILDERS.get(name)
-    valid_options = _FIXED_OPTIONS
-    if builder is None:
-        builder = _cifar_builder(name)
-        valid_options = _CIFAR_OPTIONS
-    if builder is None:
-        raise ValueError(_unknown_name_message(name))
+    parsed = parse_model_name(name)
+    if name in _BUILDERS:
+        builder, valid_options = _BUILDERS[name], _FIXED_OPTIONS
+    else:
+        builder, valid_options = _cifar_builder(parsed), _CIFAR_OPTIONS
     unknown = sorted(set(options) - valid_options)
     if unknown:
         raise ValueError(
@@ -403,10 +440,13 @@ def get_model(name: str, num_classes: int = 10, **options: Any) -> ResNet:
 __all__ = [
     "IMAGENET_LAYOUTS",
     "PREACT_BOTTLENECK_ABOVE",
+    "ModelName",
     "ResNet",
     "cifar_blocks_per_stage",
     "get_model",
     "list_models",
+    "model_label",
+    "parse_model_name",
     "resnet101",
     "resnet152",
     "resnet18",

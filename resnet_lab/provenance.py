@@ -18,12 +18,28 @@ from resnet_lab.runtime import device_name
 REPO_DIR = Path(__file__).resolve().parent.parent
 
 
+def portable_path(arg: str, cwd: Path | None = None) -> str:
+    """A command-line argument without this machine's folders: an absolute path inside the working folder becomes
+    relative to it, any other absolute path keeps its last component (".../cifar10-jpeg"). Others are kept."""
+    prefix, sep, value = arg.partition("=") if arg.startswith("--") and "=" in arg else ("", "", arg)
+    if not (value.startswith("/") or value.startswith("~") or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
+        return arg
+    path = Path(value).expanduser()
+    cwd = cwd or Path.cwd()
+    try:
+        portable = path.relative_to(cwd).as_posix() or "."
+    except ValueError:
+        portable = f".../{path.name}"
+    return f"{prefix}{sep}{portable}"
+
+
 def current_command() -> str:
-    """The command line of this process as a reader would type it: `python -m resnet_lab train ...` for the CLI."""
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "resnet_lab":
+    """The command line of this process as a reader would type it (`python -m resnet_lab train ...` for the CLI),
+    with this machine's absolute paths left out (`portable_path`): results are committed, a machine's folders not."""
+    argv = [portable_path(a) for a in sys.argv]
+    if argv and Path(sys.argv[0]).name == "__main__.py" and Path(sys.argv[0]).parent.name == "resnet_lab":
         return shlex.join(["python", "-m", "resnet_lab", *argv[1:]])
-    if argv and Path(argv[0]).name in ("resnet-lab", "resnet_lab"):
+    if argv and Path(sys.argv[0]).name in ("resnet-lab", "resnet_lab"):
         return shlex.join(["resnet-lab", *argv[1:]])
     return shlex.join(["python", *argv]) if argv and argv[0] else "python (interactive)"
 

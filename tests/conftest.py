@@ -12,6 +12,15 @@ from PIL import Image
 TINY_CLASSES = ("cat", "dog", "ship")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Decoded-image caches and downloads of the tests go to a temporary folder, never into the user's cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RESNET_LAB_CACHE", str(tmp_path_factory.mktemp("resnet_lab_cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def one_thread():
     """Run with one intra-op thread: on a small shared CPU, two threads that wait for each other are far slower."""

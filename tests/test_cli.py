@@ -40,11 +40,23 @@ def _fails(capsys, argv, *fragments, code=2) -> str:
 
 
 def test_train_writes_checkpoints_and_results(trained):
-    assert {p.name for p in trained.iterdir()} == {"best.pt", "last.pt", "results.json"}
+    assert {p.name for p in trained.iterdir()} == {".lock", "best.pt", "last.pt", "results.json"}
     results = json.loads((trained / "results.json").read_text())
     assert results["status"] == "finished" and len(results["epochs"]) == 1
     assert results["provenance"]["command"].startswith("python -m resnet_lab train --model resnet8")
     assert results["config"]["batch_size"] == 32 and results["provenance"]["data"]["train_size"] == 128
+    # The run folder is a temporary folder of this machine: the record keeps only its name.
+    assert "--out .../run" in results["provenance"]["command"] and str(trained) not in json.dumps(results)
+
+
+def test_recorded_commands_leave_out_the_machines_folders(tmp_path):
+    from resnet_lab.provenance import portable_path
+
+    assert portable_path("/data/sets/cifar10-jpeg") == ".../cifar10-jpeg"
+    assert portable_path("--data=/data/sets/cifar10-jpeg") == "--data=.../cifar10-jpeg"
+    assert portable_path(str(tmp_path / "runs" / "r20"), cwd=tmp_path) == "runs/r20"
+    assert portable_path("~/data") == ".../data"
+    assert portable_path("runs/r20") == "runs/r20" and portable_path("resnet20") == "resnet20"
 
 
 def test_evaluate_prints_json_that_matches_training(trained, capsys):
@@ -107,7 +119,7 @@ def test_wrong_split(trained, capsys, tiny_image_folder):
     # A folder without a test/ sub-folder has no test split (and other classes than the model).
     (tiny_image_folder / "test").rename(tiny_image_folder / "elsewhere")
     _fails(capsys, ["evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(tiny_image_folder)],
-           "has classes", "trained on")
+           "have classes", "trained on")
 
 
 def test_no_test_split(tmp_path, capsys, write_image):
@@ -122,7 +134,59 @@ def test_no_test_split(tmp_path, capsys, write_image):
     assert cli.main(["train", "--model", "resnet8", "--data", str(folder), "--val-size", "10", "--batch-size", "10",
                      "--epochs", "1", "--no-progress", "--out", str(out)]) == 0
     assert load_data(folder, verbose=False).test_x is None
-    _fails(capsys, ["evaluate", "--checkpoint", str(out / "best.pt"), "--split", "test"], "has no test split")
+    _fails(capsys, ["evaluate", "--checkpoint", str(out / "best.pt"), "--split", "test"], "pass its location",
+           "--data")
+    _fails(capsys, ["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(folder), "--split", "test"],
+           "has no test split")
+
+
+def _ten_class_folder(folder, write_image, seed=0):
+    for c in range(10):
+        (folder / f"class{c}").mkdir(parents=True)
+        for i in range(4):
+            write_image(folder / f"class{c}" / f"{i}.png", seed=seed + 10 * c + i)
+    return folder
+
+
+def test_evaluate_reproduces_the_split_of_moved_data_and_says_when_it_cannot(tmp_path, capsys, write_image):
+    import shutil
+
+    folder = _ten_class_folder(tmp_path / "imgs", write_image)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--model", "resnet8", "--data", str(folder), "--val-size", "13", "--batch-size", "9",
+                     "--epochs", "1", "--no-progress", "--out", str(out)]) == 0
+    best = json.loads((out / "results.json").read_text())["best"]
+    moved = shutil.copytree(folder, tmp_path / "elsewhere" / "copy")
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(moved)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split_reproduced"] and report["count"] == 13
+    assert report["accuracy"] == pytest.approx(best["val_acc"])
+    other = _ten_class_folder(tmp_path / "other", write_image, seed=500)
+    assert cli.main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(other)]) == 0
+    captured = capsys.readouterr()
+    assert not json.loads(captured.out)["split_reproduced"] and "not the data the model was trained on" in captured.err
+
+
+def test_every_training_option_has_a_flag_with_its_default():
+    from resnet_lab.config import TrainConfig
+
+    parser = cli.build_parser()
+    defaults = parser.parse_args(["train"])
+    assert cli.config_from_args(defaults) == TrainConfig()
+    old_flags = ["--epochs", "3", "--batch-size", "64", "--lr", "0.1", "--schedule", "step", "--warmup", "1",
+                 "--momentum", "0.8", "--no-nesterov", "--weight-decay", "0.001", "--label-smoothing", "0",
+                 "--crop-padding", "2", "--no-flip", "--cutout", "8", "--train-eval-size", "100", "--seed", "3",
+                 "--precision", "fp32", "--no-channels-last", "--compile", "--pipeline", "classic", "--workers", "0",
+                 "--eval-batch-size", "128", "--mean", "0.5", "0.5", "0.5", "--std", "0.2", "0.2", "0.2"]
+    config = cli.config_from_args(parser.parse_args(["train", *old_flags]))
+    assert config == TrainConfig(epochs=3, batch_size=64, lr=0.1, schedule="step", warmup_epochs=1.0, momentum=0.8,
+                                 nesterov=False, weight_decay=0.001, label_smoothing=0.0, crop_padding=2, flip=False,
+                                 cutout=8, train_eval_size=100, seed=3, precision="fp32", channels_last=False,
+                                 compile=True, pipeline="classic", num_workers=0, eval_batch_size=128,
+                                 mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
+    help_text = parser._subparsers._group_actions[0].choices["train"].format_help()
+    assert "(default: 30)" in help_text and "--no-flip" in help_text and "onecycle" in help_text
 
 
 def test_unreadable_checkpoint(capsys, tmp_path):

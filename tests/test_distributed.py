@@ -23,7 +23,7 @@ def test_two_process_gloo_run_writes_one_results_file(tmp_path, capsys):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on a small CPU: one thread each
     result = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "last.pt", "results.json"]
     record = json.loads((out / "results.json").read_text())
     assert record["status"] == "finished" and [e["epoch"] for e in record["epochs"]] == [1, 2]
     assert record["provenance"]["world_size"] == 2

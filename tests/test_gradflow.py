@@ -15,12 +15,12 @@ from torch import nn  # noqa: E402
 from resnet_lab.gradflow import (  # noqa: E402
     GradientProfile,
     gradient_profile,
-    plot_gradient_profiles,
     unit_gradient_norms,
     unit_names,
     weight_gradient_ratios,
 )
 from resnet_lab.models import get_model  # noqa: E402
+from resnet_lab.viz import DEPTH_COLORS, PALETTE, plot_gradient_profiles  # noqa: E402
 
 
 def _batch(seed: int = 0, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,6 +146,24 @@ def test_plot_gradient_profiles_draws_two_log_panels_one_line_per_model():
         plt.close(fig)
     with pytest.raises(ValueError, match="no profiles"):
         plot_gradient_profiles([])
+
+
+def test_plot_gradient_profiles_colours_depths_outside_the_sweep_and_keeps_other_labels():
+    """Depth 8 is not a sweep depth: it gets a colour no other depth in the figure has; a hand-made network keeps
+    its label."""
+    images, labels = _batch(8)
+    profiles = [gradient_profile(_model("resnet8"), images, labels),
+                gradient_profile(_model("resnet20"), images, labels),
+                GradientProfile("my tower", {"a": 2.0, "b": 1.0}, {"c": 0.1}, True)]
+    fig = plot_gradient_profiles(profiles)
+    try:
+        lines = fig.axes[0].get_lines()
+        assert lines[1].get_color() == DEPTH_COLORS[20] == PALETTE[0]
+        assert lines[0].get_color() == PALETTE[1]  # not depth 20's colour, although 8 comes first
+        texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert texts[1].startswith("ResNet-20: ") and texts[2] == "my tower: \u00d72"
+    finally:
+        plt.close(fig)
 
 
 def test_growth_of_a_hand_made_profile():

@@ -9,7 +9,16 @@ import torchvision
 from torch import nn
 
 from resnet_lab.blocks import BasicBlock, PreActBlock, PreActBottleneck
-from resnet_lab.models import ResNet, get_model, list_models, resnet18_cifar, resnet_cifar
+from resnet_lab.models import (
+    ModelName,
+    ResNet,
+    get_model,
+    list_models,
+    model_label,
+    parse_model_name,
+    resnet18_cifar,
+    resnet_cifar,
+)
 from resnet_lab.summary import count_parameters
 
 # He et al. 2016, section 4.2: option-A CIFAR ResNets with 10 classes (the paper rounds: 0.27M, 0.46M, ...).
@@ -225,7 +234,9 @@ def test_unknown_option_names_the_valid_ones():
     [
         ({"shortcut": "D"}, ValueError, "shortcut must be 'A', 'B' or 'C'"),
         ({"in_channels": 0}, ValueError, "in_channels must be at least 1"),
-        ({"width": 2.5}, TypeError, "width must be an int"),
+        ({"width": 2.5}, ValueError, "width must be an int of at least 1, got float 2.5"),
+        ({"width": 0}, ValueError, "width must be at least 1, got 0"),
+        ({"in_channels": True}, ValueError, "in_channels must be an int of at least 1, got bool True"),
         ({"zero_init_residual": "yes"}, TypeError, "zero_init_residual must be True or False"),
     ],
 )
@@ -237,6 +248,54 @@ def test_invalid_option_values(options, error, message):
 def test_invalid_num_classes():
     with pytest.raises(ValueError, match="num_classes must be at least 1"):
         get_model("resnet8", num_classes=0)
+    with pytest.raises(ValueError, match="num_classes must be an int of at least 1, got str '10'"):
+        get_model("resnet18", num_classes="10")
+
+
+# ----- names and labels -----
+
+
+@pytest.mark.parametrize(
+    "name, family, depth, label",
+    [
+        ("resnet56", "resnet", 56, "ResNet-56"),
+        ("plain56", "plain", 56, "plain-56"),
+        ("resnet8", "resnet", 8, "ResNet-8"),
+        ("plain1202", "plain", 1202, "plain-1202"),
+        ("preact_resnet164", "preact", 164, "PreAct-ResNet-164"),
+        ("resnet18", "imagenet", 18, "ResNet-18"),
+        ("resnet152", "imagenet", 152, "ResNet-152"),
+        ("resnet50_cifar", "cifar_stem", 50, "ResNet-50 (CIFAR stem)"),
+    ],
+)
+def test_parse_model_name_and_label(name, family, depth, label):
+    parsed = parse_model_name(name)
+    assert parsed == ModelName(family, depth) and parsed.family == family and parsed.depth == depth
+    assert model_label(name) == label
+
+
+def test_every_listed_name_parses_and_has_a_label():
+    labels = [model_label(name) for name in list_models()]
+    assert len(set(labels)) == len(labels), "two models must not share a label"
+
+
+def test_parse_accepts_any_cifar_depth_but_get_model_checks_it():
+    assert parse_model_name("resnet21") == ("resnet", 21)
+    with pytest.raises(ValueError, match="not a CIFAR ResNet depth"):
+        get_model("resnet21")
+
+
+@pytest.mark.parametrize("name", ["ResNet-56", "resnet", "plain056", "resnet56x", "vgg16", "resnet0", ""])
+def test_parse_refuses_unknown_names_like_get_model(name):
+    with pytest.raises(ValueError, match=rf"Unknown model '{name}'\."):
+        parse_model_name(name)
+    with pytest.raises(ValueError, match=rf"Unknown model '{name}'\."):
+        model_label(name)
+
+
+def test_parse_refuses_a_non_string():
+    with pytest.raises(TypeError, match="name must be a string"):
+        parse_model_name(56)
 
 
 @pytest.mark.parametrize(

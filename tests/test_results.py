@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -89,15 +90,42 @@ def test_committed_checkpoint_gives_its_recorded_accuracy(path: Path):
     import os
 
     from resnet_lab.checkpoint import load_checkpoint
-    from resnet_lab.data import load_data
-    from resnet_lab.train import evaluate_tensors
+    from resnet_lab.evaluate import checkpoint_data, evaluate_tensors
 
     source = os.environ.get("RESNET_LAB_DATA")
     if not source or not Path(source).is_dir():
         pytest.skip("RESNET_LAB_DATA does not name the CIFAR-10 folder the runs were trained on")
     model, meta = load_checkpoint(path)
-    recorded = meta["data"]
-    data = load_data(source, val_size=recorded["val_size"], split_seed=recorded["split_seed"], verbose=False)
+    data = checkpoint_data(meta, source)  # the run's own split, found from the content fingerprint
+    assert data.fingerprint == meta["data"]["fingerprint"]
     metrics = evaluate_tensors(model, data.val_x, data.val_y, meta["mean"], meta["std"], num_classes=10,
                                precision="fp32", channels_last=False)
     assert metrics["accuracy"] == meta["val"]["accuracy"]
+
+
+# A committed file names its data, never the folders of the machine that made it.
+MACHINE_PATHS = re.compile(r"(?<![\w.<>])(/work/|/home/|/root/|/Users/|/tmp/|/mnt/)")
+COMMITTED_TEXT = [p for p in [*sorted((ROOT / "results").rglob("*")), *sorted((ROOT / "notebooks").glob("*.ipynb")),
+                              *sorted((ROOT / "book").rglob("*.md")), ROOT / "README.md"]
+                  if p.is_file() and p.suffix in (".json", ".md", ".ipynb", ".py")]
+
+
+@pytest.mark.parametrize("path", COMMITTED_TEXT, ids=_ids(COMMITTED_TEXT))
+def test_no_committed_file_names_a_machine_path(path: Path):
+    found = MACHINE_PATHS.findall(path.read_text())
+    assert not found, f"{path.name} records a path of the machine that wrote it: {found[:3]}"
+
+
+@pytest.mark.parametrize("path", CHECKPOINTS, ids=_ids(CHECKPOINTS))
+def test_no_committed_checkpoint_names_a_machine_path(path: Path):
+    import torch
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    text = json.dumps({k: v for k, v in payload.items() if k != "model"}, default=str)
+    found = MACHINE_PATHS.findall(text)
+    assert not found, f"{path.name} records a path of the machine that wrote it: {found[:3]}"
+
+
+def test_the_machine_path_check_can_fail():
+    assert MACHINE_PATHS.search('"command": "python -m resnet_lab train --data /work/data/cifar10-jpeg"')
+    assert not MACHINE_PATHS.search("--data .../cifar10-jpeg --out runs/resnet20 results/depth_sweep/")

@@ -130,40 +130,52 @@ def check_stack_jacobian(stack_jacobian: Callable[[list[torch.Tensor]], torch.Te
             return hint
         if answer.shape != (dim, dim):
             return f"for {dim}x{dim} branch Jacobians the result is {dim}x{dim}, not {tuple(answer.shape)}."
-        expected = _ordered_product([eye + j for j in js])
-        if not _same(answer, expected):
-            if _same(answer, _ordered_product([eye + j for j in reversed(js)])):
-                return ("the factors are multiplied in the wrong order. Matrices do not commute: the first "
-                        "block's factor (I + J_0) acts first on a perturbation, so it must stand rightmost.")
-            if _same(answer, _ordered_product(js)):
-                return "that is the product of the J_i alone (a plain network): each factor is I + J_i."
-            if _same(answer, eye + sum(js)):
-                return ("I + sum(J_i) keeps only the first-order terms; the exact Jacobian is the product of "
-                        "all the factors (I + J_i).")
-            if _same(answer, _ordered_product([eye + j.T for j in js])) or _same(answer, expected.T):
-                return "a transpose crept in: use the J_i as given (rows = outputs, columns = inputs)."
-            return "the result is not the ordered product (I + J_3)(I + J_2)(I + J_1)(I + J_0)."
+        if not _same(answer, _ordered_product([eye + j for j in js])):
+            return _diagnose_stack_jacobian(answer, js)
 
         if not _same(stack_jacobian([js[0].clone()]), eye + js[0]):
             return "for a single block the result must be I + J_0."
 
         # The real test: a residual stack built with autograd, whose exact Jacobian torch computes.
-        branches = [_Branch(dim, seed=10 + i) for i in range(3)]
-        xs = [torch.randn(dim, generator=g, dtype=DTYPE)]
-        for f in branches:
-            xs.append(xs[-1] + f(xs[-1]))
-        block_js = [jacobian(f, x).detach() for f, x in zip(branches, xs)]
-
-        def stack(x: torch.Tensor) -> torch.Tensor:
-            for f in branches:
-                x = x + f(x)
-            return x
-
-        if not _same(stack_jacobian(block_js), jacobian(stack, xs[0])):
+        block_js, stack_j = _residual_stack_jacobians(dim, g)
+        if not _same(stack_jacobian(block_js), stack_j):
             return "your product does not match torch.autograd's Jacobian of a real 3-block residual stack."
         return None
 
     return run_check("stack_jacobian", test)
+
+
+def _diagnose_stack_jacobian(answer: torch.Tensor, js: list[torch.Tensor]) -> str:
+    """Name the mistake when `answer` is not the ordered product of the factors (I + J_i)."""
+    eye = torch.eye(js[0].shape[0], dtype=DTYPE)
+    expected = _ordered_product([eye + j for j in js])
+    if _same(answer, _ordered_product([eye + j for j in reversed(js)])):
+        return ("the factors are multiplied in the wrong order. Matrices do not commute: the first "
+                "block's factor (I + J_0) acts first on a perturbation, so it must stand rightmost.")
+    if _same(answer, _ordered_product(js)):
+        return "that is the product of the J_i alone (a plain network): each factor is I + J_i."
+    if _same(answer, eye + sum(js)):
+        return ("I + sum(J_i) keeps only the first-order terms; the exact Jacobian is the product of "
+                "all the factors (I + J_i).")
+    if _same(answer, _ordered_product([eye + j.T for j in js])) or _same(answer, expected.T):
+        return "a transpose crept in: use the J_i as given (rows = outputs, columns = inputs)."
+    return "the result is not the ordered product (I + J_3)(I + J_2)(I + J_1)(I + J_0)."
+
+
+def _residual_stack_jacobians(dim: int, g: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A real 3-block residual stack: each branch's Jacobian J_i at its block's input, and the stack's Jacobian."""
+    branches = [_Branch(dim, seed=10 + i) for i in range(3)]
+    xs = [torch.randn(dim, generator=g, dtype=DTYPE)]
+    for f in branches:
+        xs.append(xs[-1] + f(xs[-1]))
+    block_js = [jacobian(f, x).detach() for f, x in zip(branches, xs)]
+
+    def stack(x: torch.Tensor) -> torch.Tensor:
+        for f in branches:
+            x = x + f(x)
+        return x
+
+    return block_js, jacobian(stack, xs[0])
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -50,30 +50,36 @@ def check_zero_pad_shortcut(zero_pad_shortcut: Callable[[Tensor, int, int], Tens
             if result.shape[:2] != expected.shape[:2]:
                 return (f"shape {tuple(result.shape)} {where}, expected {tuple(expected.shape)}: the output "
                         "needs out_channels channels, the input's own plus zero channels.")
-            if _close(result, expected):
-                continue
-            sub = original[:, :, ::stride, ::stride]
-            extra = out_channels - shape[1]
-            if extra and torch.equal(result[:, extra:], sub) and not result[:, :extra].any():
-                return ("the zero channels come first: append them after x's channels, as "
-                        "resnet_lab.blocks.PadShortcut does, so channel i of the output is channel i of x.")
-            half = extra // 2
-            if extra and not result[:, :half].any() and torch.equal(result[:, half:half + shape[1]], sub):
-                return ("you split the zeros between both sides. Some implementations do that and it trains just "
-                        "as well, but here put them all after x's channels, as resnet_lab.blocks.PadShortcut does.")
-            if stride > 1:
-                for name, pooled in (("average", F.avg_pool2d(original, stride, ceil_mode=True)),
-                                     ("max", F.max_pool2d(original, stride, ceil_mode=True))):
-                    if torch.allclose(result[:, : shape[1]], pooled, atol=_ATOL):
-                        return (f"you used {name} pooling; option A keeps every stride-th pixel as it is "
-                                "(x[:, :, ::stride, ::stride]) so that it stays a pure identity on those pixels.")
-            if extra and result[:, shape[1]:].abs().sum() > 0:
-                return f"the added channels are not zero {where}; option A pads with zeros (no parameters)."
-            return (f"the first {shape[1]} channels {where} are not x[:, :, ::{stride}, ::{stride}]: "
-                    "option A leaves the kept pixels unchanged.")
+            if not _close(result, expected):
+                return _diagnose_zero_pad(result, original, out_channels, stride, where)
         return None
 
     return run_check("zero_pad_shortcut", test)
+
+
+def _diagnose_zero_pad(result: Tensor, x: Tensor, out_channels: int, stride: int, where: str) -> str:
+    """Name the mistake in an option-A output that has the right shape but the wrong values."""
+    in_channels = x.shape[1]
+    sub = x[:, :, ::stride, ::stride]
+    extra = out_channels - in_channels
+    # Misplaced zeros would also fail the value checks further down: test for them first, so the hint names them.
+    if extra and torch.equal(result[:, extra:], sub) and not result[:, :extra].any():
+        return ("the zero channels come first: append them after x's channels, as "
+                "resnet_lab.blocks.PadShortcut does, so channel i of the output is channel i of x.")
+    half = extra // 2
+    if extra and not result[:, :half].any() and torch.equal(result[:, half:half + in_channels], sub):
+        return ("you split the zeros between both sides. Some implementations do that and it trains just "
+                "as well, but here put them all after x's channels, as resnet_lab.blocks.PadShortcut does.")
+    if stride > 1:
+        for name, pooled in (("average", F.avg_pool2d(x, stride, ceil_mode=True)),
+                             ("max", F.max_pool2d(x, stride, ceil_mode=True))):
+            if torch.allclose(result[:, :in_channels], pooled, atol=_ATOL):
+                return (f"you used {name} pooling; option A keeps every stride-th pixel as it is "
+                        "(x[:, :, ::stride, ::stride]) so that it stays a pure identity on those pixels.")
+    if extra and result[:, in_channels:].abs().sum() > 0:
+        return f"the added channels are not zero {where}; option A pads with zeros (no parameters)."
+    return (f"the first {in_channels} channels {where} are not x[:, :, ::{stride}, ::{stride}]: "
+            "option A leaves the kept pixels unchanged.")
 
 
 # ------------------------------------------------------------------------------------------------------------

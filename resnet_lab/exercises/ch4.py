@@ -39,48 +39,80 @@ def check_make_layer(make_layer: Callable[..., nn.Module]) -> Verdict:
             call = f"make_layer({block.__name__}, {in_planes}, {planes}, {num_blocks}, {stride})"
             torch.manual_seed(0)
             stage = make_layer(block, in_planes, planes, num_blocks, stride)
-            if isinstance(stage, (list, tuple)):
-                return f"{call} returned a {type(stage).__name__}; wrap the blocks in nn.Sequential(*layers)."
-            if not isinstance(stage, nn.Sequential):
-                return f"{call} returned a {type(stage).__name__}, not an nn.Sequential."
-            members = list(stage._modules.values())
-            if any(m is None for m in members):
-                return (f"{call} put None into nn.Sequential, which fails as soon as data reaches it: append a "
-                        "module only when there is one (the shortcut lives inside each block, as downsample).")
-            if len(members) != num_blocks:
-                return f"{call} holds {len(members)} modules; a stage of {num_blocks} blocks holds {num_blocks}."
-            out_planes = planes * block.expansion
-            for i, member in enumerate(members):
-                if not isinstance(member, block):
-                    return f"{call}: module {i} is a {type(member).__name__}, expected a {block.__name__}."
-                expected_in = in_planes if i == 0 else out_planes
-                got_in = member.conv1.in_channels
-                if got_in != expected_in:
-                    hint = f"{call}: block {i} reads {got_in} channels, but its input has {expected_in}."
-                    if i == 0 and member.conv1.out_channels == in_planes:
-                        hint += " The arguments are swapped: the signature is block(in_planes, planes, stride)."
-                    elif i > 0 and got_in == planes:
-                        hint += (f" After the first block the input has planes * block.expansion = {out_planes} "
-                                 "channels (a bottleneck expands by 4).")
-                    return hint
-                expected_stride = stride if i == 0 else 1
-                got_stride = _strided_conv(member).stride[0]
-                if got_stride != expected_stride:
-                    return (f"{call}: block {i} has stride {got_stride}, expected {expected_stride}. Only the first "
-                            "block of a stage changes the resolution; the others keep it (stride 1).")
-            reference = models.ResNet._make_layer(block, in_planes, planes, num_blocks, stride, "B", True)
-            got, want = summary.count_parameters(stage), summary.count_parameters(reference)
-            if got != want:
-                return (f"{call} has {got:,} parameters, resnet_lab's stage {want:,}: build the blocks with their "
-                        "default shortcut (option B).")
-            x = torch.randn(2, in_planes, 8, 8)
-            out = stage.eval()(x)
-            expected_shape = (2, out_planes, 8 // stride, 8 // stride)
-            if tuple(out.shape) != expected_shape:
-                return f"{call} maps (2, {in_planes}, 8, 8) to {tuple(out.shape)}, expected {expected_shape}."
+            if hint := _container_problem(call, stage, num_blocks):
+                return hint
+            if hint := _blocks_problem(call, list(stage._modules.values()), block, in_planes, planes, stride):
+                return hint
+            if hint := _parameter_problem(call, stage, block, in_planes, planes, num_blocks, stride):
+                return hint
+            if hint := _output_shape_problem(call, stage, in_planes, planes * block.expansion, stride):
+                return hint
         return None
 
     return run_check("make_layer", test)
+
+
+def _container_problem(call: str, stage: object, num_blocks: int) -> str | None:
+    """A hint when `stage` is not an nn.Sequential of `num_blocks` modules, else None."""
+    if isinstance(stage, (list, tuple)):
+        return f"{call} returned a {type(stage).__name__}; wrap the blocks in nn.Sequential(*layers)."
+    if not isinstance(stage, nn.Sequential):
+        return f"{call} returned a {type(stage).__name__}, not an nn.Sequential."
+    members = list(stage._modules.values())
+    if any(m is None for m in members):
+        return (f"{call} put None into nn.Sequential, which fails as soon as data reaches it: append a "
+                "module only when there is one (the shortcut lives inside each block, as downsample).")
+    if len(members) != num_blocks:
+        return f"{call} holds {len(members)} modules; a stage of {num_blocks} blocks holds {num_blocks}."
+    return None
+
+
+def _blocks_problem(
+    call: str, members: list[nn.Module], block: models.BlockType, in_planes: int, planes: int, stride: int
+) -> str | None:
+    """A hint when a block of the stage has the wrong class, input width or stride, else None."""
+    out_planes = planes * block.expansion
+    for i, member in enumerate(members):
+        if not isinstance(member, block):
+            return f"{call}: module {i} is a {type(member).__name__}, expected a {block.__name__}."
+        expected_in = in_planes if i == 0 else out_planes
+        got_in = member.conv1.in_channels
+        if got_in != expected_in:
+            hint = f"{call}: block {i} reads {got_in} channels, but its input has {expected_in}."
+            if i == 0 and member.conv1.out_channels == in_planes:
+                hint += " The arguments are swapped: the signature is block(in_planes, planes, stride)."
+            elif i > 0 and got_in == planes:
+                hint += (f" After the first block the input has planes * block.expansion = {out_planes} "
+                         "channels (a bottleneck expands by 4).")
+            return hint
+        expected_stride = stride if i == 0 else 1
+        got_stride = _strided_conv(member).stride[0]
+        if got_stride != expected_stride:
+            return (f"{call}: block {i} has stride {got_stride}, expected {expected_stride}. Only the first "
+                    "block of a stage changes the resolution; the others keep it (stride 1).")
+    return None
+
+
+def _parameter_problem(
+    call: str, stage: nn.Module, block: models.BlockType, in_planes: int, planes: int, num_blocks: int, stride: int
+) -> str | None:
+    """A hint when the stage's parameter count differs from resnet_lab's (another shortcut option), else None."""
+    reference = models.ResNet._make_layer(block, in_planes, planes, num_blocks, stride, "B", True)
+    got, want = summary.count_parameters(stage), summary.count_parameters(reference)
+    if got != want:
+        return (f"{call} has {got:,} parameters, resnet_lab's stage {want:,}: build the blocks with their "
+                "default shortcut (option B).")
+    return None
+
+
+def _output_shape_problem(call: str, stage: nn.Module, in_planes: int, out_planes: int, stride: int) -> str | None:
+    """A hint when the stage does not map an (N, in_planes, 8, 8) batch to (N, out_planes, 8/stride, 8/stride)."""
+    x = torch.randn(2, in_planes, 8, 8)
+    out = stage.eval()(x)
+    expected_shape = (2, out_planes, 8 // stride, 8 // stride)
+    if tuple(out.shape) != expected_shape:
+        return f"{call} maps (2, {in_planes}, 8, 8) to {tuple(out.shape)}, expected {expected_shape}."
+    return None
 
 
 # ------------------------------------------------------------------------------------------------------------

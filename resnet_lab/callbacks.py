@@ -1,0 +1,123 @@
+"""Callbacks: code that runs inside `fit` after every step and every epoch, without touching the engine.
+
+A chapter that wants gradient norms per block during training, weight snapshots, a live plot or early stopping
+writes a `Callback` and passes it to `fit(..., callbacks=[...])`:
+
+    class GradNorms(Callback):
+        def on_step_end(self, trainer, step):
+            self.norms.append(trainer.model.fc.weight.grad.norm().item())
+
+Every hook receives the `Trainer` (its `model`, `optimizer`, `config`, `history` and `request_stop(reason)`).
+The gradients of a step are still in the parameters' `.grad` when `on_step_end` runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor
+
+if TYPE_CHECKING:  # only for annotations: the engine imports this module, not the other way round
+    from resnet_lab.train import Trainer
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one training step saw and did: its position, batch, loss, logits and learning rate."""
+
+    epoch: int  # 0-based
+    batch: int  # 0-based, within the epoch
+    step: int  # 0-based, over the whole run
+    x: Tensor
+    y: Tensor
+    loss: Tensor  # detached; reading it with float() waits for the GPU
+    logits: Tensor
+    lr: float  # the schedule's rate (a group's rate is this times its lr_scale)
+
+
+class Callback:
+    """Hooks called by `fit`; override the ones you need (each does nothing by default)."""
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Before the first step (also when a run resumes)."""
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        """Before the first step of `epoch` (0-based)."""
+
+    def on_step_end(self, trainer: Trainer, step: Step) -> None:
+        """After the optimizer step; gradients are still in `.grad`."""
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """After the epoch's evaluation and checkpoint; `record` is the epoch's entry of the history."""
+
+    def on_train_end(self, trainer: Trainer, status: str) -> None:
+        """When training ends: "finished", "stopped" (a callback asked) or "interrupted"."""
+
+
+def _in_notebook() -> bool:
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and "ipykernel" in sys.modules
+
+
+def epoch_summary(r: dict[str, Any]) -> str:
+    """One line of an epoch's record: training and validation loss and accuracy, lr, speed, time."""
+    parts = [f"loss {r['train_loss']:.3f} acc {100 * r['train_acc']:.1f}%"]
+    if r.get("val_acc") is not None:
+        parts.append(f"val loss {r['val_loss']:.3f} acc {100 * r['val_acc']:.2f}%")
+    parts.append(f"lr {r['lr']:.4f}  {r['images_per_s']:.0f} img/s  {r['seconds']:.0f} s")
+    return " | ".join(parts)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch in terminals and notebooks; one plain line per epoch when output goes to a file.
+
+    every: update the bar every this many steps (reading the loss makes a GPU wait, so not every step there).
+    """
+
+    def __init__(self, every: int = 1) -> None:
+        self.every = every
+        self.mode = "bar" if _in_notebook() or sys.stderr.isatty() else "lines"
+        self.bar = None
+        self.images = 0
+        self.pending = 0
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.images, self.pending = 0, 0
+        if self.mode == "bar":
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=trainer.steps_per_epoch, initial=trainer.start_batch, leave=True, unit="step",
+                            desc=f"epoch {epoch + 1}/{trainer.config.epochs}", dynamic_ncols=True)
+
+    def on_step_end(self, trainer: Trainer, step: Step) -> None:
+        self.pending += 1
+        self.images += len(step.y)
+        if self.bar is None or (self.pending < self.every and step.batch != trainer.steps_per_epoch - 1):
+            return
+        self.bar.update(self.pending)
+        self.pending = 0
+        accuracy = float((step.logits.argmax(1) == step.y).float().mean())
+        self.bar.set_postfix({"loss": f"{float(step.loss):.3f}", "acc": f"{100 * accuracy:.1f}%",
+                              "lr": f"{step.lr:.4f}"}, refresh=False)
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        summary = epoch_summary(record)
+        if self.bar is not None:
+            self.bar.set_postfix_str(summary)
+            self.close()
+        else:
+            print(f"epoch {record['epoch']}/{trainer.config.epochs}  {summary}", flush=True)
+
+    def on_train_end(self, trainer: Trainer, status: str) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the open bar, if any."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+__all__ = ["Callback", "ProgressBar", "Step", "epoch_summary"]

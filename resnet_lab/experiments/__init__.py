@@ -1,0 +1,77 @@
+"""Experiments that produce the book's committed results: `python -m resnet_lab experiment NAME ...`.
+
+Each experiment is registered here with its name, its options and its run function; the command line gives each
+one a sub-command of its own (`python -m resnet_lab experiment depth-sweep --help` lists its options). They share
+the resumable grid runner of `resnet_lab.experiments.runner`.
+
+- depth-sweep (`depth_sweep.py`): plain vs residual CIFAR networks of growing depth (He et al. 2016, figure 6).
+
+Where the committed results are read from: `results.py`. Importing this package loads neither the training
+engine nor matplotlib, so notebooks that only read results stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from resnet_lab.experiments import depth_sweep
+from resnet_lab.experiments.depth_sweep import (
+    DEPTH_SWEEP_DEPTHS,
+    EXPORTED_CHECKPOINTS,
+    depth_sweep_findings,
+    depth_sweep_models,
+    depth_sweep_table,
+    export_half_precision,
+    load_depth_sweep,
+    run_device,
+    sweep_record,
+    write_summary,
+)
+from resnet_lab.experiments.results import download_results, repository_results_dir, results_dir
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the command line: its name, a one-line help, its options and the function that runs it."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]  # returns the exit status
+
+
+# name -> Experiment, in the order the command line lists them.
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add an experiment to the command line (a name may be registered once)."""
+    if experiment.name in EXPERIMENTS:
+        raise ValueError(f"An experiment named {experiment.name!r} is already registered.")
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One sub-command per registered experiment under `parser` (the `experiment` command), with its options."""
+    names = parser.add_subparsers(dest="experiment", required=True, metavar="NAME", help="the experiment to run")
+    for experiment in EXPERIMENTS.values():
+        description = experiment.help[:1].upper() + experiment.help[1:] + "."
+        experiment.add_arguments(names.add_parser(experiment.name, help=experiment.help, description=description))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the experiment named on the command line; returns its exit status."""
+    return EXPERIMENTS[args.experiment].run(args)
+
+
+register(Experiment("depth-sweep", depth_sweep.HELP, depth_sweep.add_arguments, depth_sweep.run))
+
+__all__ = [
+    "DEPTH_SWEEP_DEPTHS", "EXPERIMENTS", "EXPORTED_CHECKPOINTS", "Experiment", "add_arguments",
+    "depth_sweep_findings", "depth_sweep_models", "depth_sweep_table", "download_results", "export_half_precision",
+    "load_depth_sweep", "register", "repository_results_dir", "results_dir", "run", "run_device", "sweep_record",
+    "write_summary",
+]
