@@ -21,13 +21,17 @@ NB_ENV := env -u MPLBACKEND
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
-# Bootstrap, re-run only when the requirements or the package metadata change.
-$(STAMP): requirements.txt pyproject.toml
+# Bootstrap, re-run only when the requirements, the package metadata or the pinned web assets change. The web
+# assets (MathJax, require.js, the widget manager: tools/web_assets.lock.json) come from the npm registry, checked
+# against their sha512, into .venv/share/resnet-lab-web: the built book serves them, so it works offline.
+$(STAMP): requirements.txt pyproject.toml tools/web_assets.lock.json tools/fetch_web_assets.py \
+		tools/widgets-require-config.js
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 		{ echo "resnet-lab needs Python 3.10 or newer: run 'make PYTHON=python3.11 ...'"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -r requirements.txt
 	$(BIN)/pip install -e .
+	$(BIN)/python tools/fetch_web_assets.py
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the requirements and the resnet_lab package (editable)
@@ -37,7 +41,7 @@ book: $(STAMP)  ## build the HTML book into _build/html
 	@echo
 	@echo "Book built: open file://$(CURDIR)/$(HTML)"
 
-test: lint unit check-notebooks nbval book-strict  ## run every check CI runs
+test: lint unit check-notebooks nbval book-strict browser  ## run every check CI runs
 	@echo "make test: all checks passed"
 
 lint: $(STAMP)  ## ruff over the package, tests and notebooks
@@ -55,11 +59,24 @@ nbval: $(STAMP)  ## re-run every notebook in smoke mode and compare the cells ta
 book-strict: $(STAMP)  ## build the book with warnings as errors (broken references fail)
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 
+# The browser test needs headless Chromium (Debian: apt-get install chromium). Where it is missing, the test fails
+# and says how to install it, unless the reader opts out: `make test BROWSER=skip` (or RESNET_LAB_BROWSER=skip in
+# the environment); the browser unit tests in tests/test_browser.py then skip too. CI never opts out.
+RESNET_LAB_BROWSER ?= $(BROWSER)
+export RESNET_LAB_BROWSER
+.PHONY: jupyter-view browser
+
+jupyter-view: $(STAMP)  ## render the notebooks as Jupyter and Colab show them, into _build/jupyter
+	$(BIN)/python tools/jupyter_view.py
+
+browser: jupyter-view  ## open every page of _build/html and _build/jupyter in headless Chromium, offline
+	$(BIN)/python tests/browser_check.py
+
 notebooks: $(STAMP)  ## re-execute every notebook in normal mode to refresh the committed outputs (slow)
 	$(NB_ENV) -u RESNET_LAB_SMOKE $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
 		--ExecutePreprocessor.store_widget_state=True notebooks/*.ipynb
-	$(BIN)/python tests/check_notebooks.py
+	$(BIN)/python tests/check_notebooks.py --clear-solutions
 
 clean:  ## remove the built book and caches (keeps .venv)
 	rm -rf _build .pytest_cache .ruff_cache

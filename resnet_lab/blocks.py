@@ -4,6 +4,7 @@ Every block has the signature `Block(in_planes, planes, stride=1, shortcut="B", 
 attribute `expansion`: it maps `in_planes` channels to `planes * expansion` channels.
 
 Shortcut options (He et al. 2016, "Deep residual learning", section 4.1 and Table 3):
+
 - "A": parameter-free. Identity where the shape is unchanged; where it changes, subsample with stride 2 and
   append zero channels (`PadShortcut`).
 - "B": identity where the shape is unchanged, a projection (1x1 conv + BN) where it changes.

@@ -1,7 +1,7 @@
 """Callbacks: code that runs inside `fit` after every step and every epoch, without touching the engine.
 
 A chapter that wants gradient norms per block during training, weight snapshots, a live plot or early stopping
-writes a `Callback` and passes it to `fit(..., callbacks=[...])`:
+writes a `Callback` and passes it to `fit(..., callbacks=[...])`::
 
     class GradNorms(Callback):
         def on_step_end(self, trainer, step):

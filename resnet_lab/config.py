@@ -2,7 +2,7 @@
 
 The same fields give the command line's flags (`add_config_arguments`), the `config` entry of results.json
 (`to_dict`) and the comparison that refuses to resume a run with another recipe (`resume_differences`), so an
-option is written once, here.
+option is written once, here. For example::
 
     config = TrainConfig(epochs=10)                  # the defaults for everything else
     config = config.replace(lr=0.1, schedule="step")  # a variant; TrainConfig is immutable

@@ -1,6 +1,7 @@
 """Training data: images as uint8 tensors in memory, a fixed validation split, and the seeds of all randomness.
 
 Sources (`load_data(source)`, `--data` on the command line, or the RESNET_LAB_DATA environment variable):
+
 - `"cifar10"`, `"cifar100"`: torchvision's download into a cache folder (the way to go on Colab);
 - a directory in ImageFolder layout: `DIR/train/<class>/*.jpg` with optional `DIR/val/` and `DIR/test/`, or the
   class folders directly in `DIR`. Readers' own photos work too: other sizes are resized, unreadable files are
@@ -186,7 +187,7 @@ def derive_seed(seed: int, purpose: str, *numbers: int) -> int:
 
 
 def seeded_generator(seed: int, purpose: str, *numbers: int) -> torch.Generator:
-    """A CPU generator seeded with derive_seed(seed, purpose, *numbers)."""
+    """A CPU generator seeded with `derive_seed(seed, purpose, *numbers)`."""
     return torch.Generator().manual_seed(derive_seed(seed, purpose, *numbers))
 
 
@@ -234,17 +235,17 @@ def load_data(
 ) -> ImageData:
     """Load a dataset into memory as uint8 tensors with a deterministic validation split.
 
-    source: "cifar10", "cifar100", "synthetic" or an ImageFolder directory; None reads RESNET_LAB_DATA, then
-        tries cifar10 in the download cache.
-    val_size: images held out from the training split for validation (seeded by `split_seed`); default 10% of
-        the training images, at most 5,000. Ignored when the source has its own validation folder.
-    train_size: keep only this many training images (a seeded subset), for quick runs; the validation split
-        does not change.
-    image_size: resize every image to this square size; default: keep the size when all images share one,
-        else 32.
-    root: where cifar10/cifar100 are downloaded (default: RESNET_LAB_CACHE or ~/.cache/resnet_lab/data).
-    max_skipped: the largest fraction of a folder's image files that may be unreadable (they are skipped and
-        reported); more is refused.
+    - source: "cifar10", "cifar100", "synthetic" or an ImageFolder directory; None reads RESNET_LAB_DATA, then
+      tries cifar10 in the download cache.
+    - val_size: images held out from the training split for validation (seeded by `split_seed`); default 10% of
+      the training images, at most 5,000. Ignored when the source has its own validation folder.
+    - train_size: keep only this many training images (a seeded subset), for quick runs; the validation split
+      does not change.
+    - image_size: resize every image to this square size; default: keep the size when all images share one,
+      else 32.
+    - root: where cifar10/cifar100 are downloaded (default: RESNET_LAB_CACHE or ~/.cache/resnet_lab/data).
+    - max_skipped: the largest fraction of a folder's image files that may be unreadable (they are skipped and
+      reported); more is refused.
     """
     check_int("val_size", val_size, minimum=0, allow_none=True, error=DataError)
     check_int("train_size", train_size, allow_none=True, error=DataError)

@@ -73,7 +73,7 @@ def load_folder(path: Path, image_size: int | None, verbose: bool = True) -> Dec
 
 
 def folder_layout(path: Path) -> _Layout:
-    """{split: {class: files}} for DIR/train|val|test/<class>/* or DIR/<class>/*, checked for usable classes."""
+    """`{split: {class: files}}` for `DIR/train|val|test/<class>/*` or `DIR/<class>/*`, checked for usable classes."""
     train_dir = path / "train" if (path / "train").is_dir() else path
     layout = {"train": _list_classes(train_dir)}
     if train_dir != path:

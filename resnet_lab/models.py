@@ -1,6 +1,7 @@
 """Residual networks and their plain twins: the CIFAR networks of He et al. 2016 and torchvision's ImageNet ResNets.
 
 Names understood by `get_model` (see `list_models()` for the paper's entries):
+
 - `resnet<depth>` / `plain<depth>`: CIFAR networks of He et al. 2016 (section 4.2), any depth 6n+2
   (resnet20, 32, 44, 56, 110, 1202 in the paper; resnet8 or plain8 make quick exercises).
   Option-A shortcuts by default, so a plain twin has exactly the parameters of its residual network.

@@ -504,14 +504,15 @@ def fit(
 ) -> History:
     """Train `model` on `data` with the recipe `config` (default: `TrainConfig()`) and return its History.
 
-    model: a network from `get_model` (its `spec` is saved so that checkpoints can rebuild it).
-    data: an ImageData from `load_data`, or a source for it ("cifar10", a folder, "synthetic").
-    out_dir: folder for last.pt, best.pt and results.json, locked while the run writes; a folder that holds a run
-        is never overwritten. resume=True continues the run found there exactly (a finished run returns at once).
-    callbacks: `Callback` objects called after every step and epoch (see resnet_lab.callbacks).
-    param_groups: dicts {"params": [...], "lr_scale": s}; each group's learning rate is the schedule's times s
-        (discriminative fine-tuning). Default: every trainable parameter, scale 1.
-    progress: a progress bar (terminal, notebook) or one line per epoch (files). command: recorded in provenance.
+    - model: a network from `get_model` (its `spec` is saved so that checkpoints can rebuild it).
+    - data: an ImageData from `load_data`, or a source for it ("cifar10", a folder, "synthetic").
+    - out_dir: folder for last.pt, best.pt and results.json, locked while the run writes; a folder that holds a
+      run is never overwritten. resume=True continues the run found there exactly (a finished run returns at once).
+    - callbacks: `Callback` objects called after every step and epoch (see resnet_lab.callbacks).
+    - param_groups: dicts {"params": [...], "lr_scale": s}; each group's learning rate is the schedule's times s
+      (discriminative fine-tuning). Default: every trainable parameter, scale 1.
+    - progress: a progress bar (terminal, notebook) or one line per epoch (files).
+    - command: recorded in provenance.
     """
     config = (config if config is not None else TrainConfig()).resolved()
     data = _check_inputs(model, data)

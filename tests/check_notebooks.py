@@ -1,10 +1,13 @@
 """Check the committed notebooks before they reach the book.
 
 Every notebook in notebooks/ must be listed in _toc.yml, open with the title cell and the shared set-up cell,
-carry outputs from one top-to-bottom run in normal (not smoke) mode, contain no error outputs outside cells
-tagged `raises-exception`, keep the state of every widget it displays, and hold no per-cell timing metadata.
+carry outputs from one top-to-bottom run in normal (not smoke) mode (except the solution cells, committed without
+outputs), contain no error outputs outside cells tagged `raises-exception`, keep the state of every widget it
+displays, hold no per-cell timing metadata, and use only the portable markup (tests/notebook_markup.py).
 
-Usage: python tests/check_notebooks.py [NOTEBOOK ...]   (default: every notebooks/*.ipynb)
+Usage: python tests/check_notebooks.py [--clear-solutions] [NOTEBOOK ...]   (default: every notebooks/*.ipynb)
+--clear-solutions first removes the outputs of the cells tagged `solution` (`make notebooks` does it after
+executing the notebooks), so that the committed files do not show the solutions.
 Exit status 0 when all pass, 1 otherwise; each problem is printed with what to do about it.
 Also imported by tests/test_notebooks_meta.py.
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 import yaml
+from notebook_markup import chapter_id, markup_problems  # tests/ is on sys.path, as for this script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +37,8 @@ device = resnet_lab.setup()"""
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 MAX_BYTES = 1_000_000
+# An absolute path of the machine that ran the notebook: committed files never name one (nor a site-packages).
+LOCAL_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|Users|tmp|opt|usr)/[\w.-]+|site-packages")
 REFRESH_HINT = "re-run it with `make notebooks` (or the nbconvert command in CONTEXT.md)"
 
 
@@ -116,13 +122,7 @@ def check_notebook(path: Path, toc: set[str], root: Path = ROOT) -> list[str]:
     if nb.metadata.get("kernelspec", {}).get("name") != "python3":
         problems.append("metadata.kernelspec.name must be 'python3' (Colab and nbconvert start that kernel)")
 
-    counts = [c.get("execution_count") for c in code_cells]
-    if any(n is None for n in counts):
-        missing = sum(n is None for n in counts)
-        problems.append(f"has {missing} code cell(s) without committed outputs (never run); {REFRESH_HINT}")
-    elif counts != list(range(1, len(counts) + 1)):
-        problems.append(f"was not executed top to bottom in a fresh kernel (execution counts {counts[:8]}"
-                        f"...); {REFRESH_HINT}")
+    problems += _execution_problems(code_cells)
 
     setup_text = "".join(_text(o) for o in setup.get("outputs", []))
     if "smoke mode" in setup_text:
@@ -141,6 +141,11 @@ def check_notebook(path: Path, toc: set[str], root: Path = ROOT) -> list[str]:
         if re.search(r"^\s*#\s*NBVAL", cell.source, flags=re.MULTILINE):
             problems.append(f"{where} uses a `# NBVAL` comment; use the cell tag instead (tags stay hidden)")
         for output in cell.get("outputs", []):
+            shown = _text(output) + "\n".join(output.get("traceback", []))
+            local = LOCAL_PATH.search(shown)
+            if local:
+                problems.append(f"{where} prints a path of the machine that ran it ({local.group(0)!r}); print "
+                                "names relative to the data or the package instead (or only an error's message)")
             if output.get("output_type") == "error" and "raises-exception" not in _tags(cell):
                 problems.append(f"{where} has a committed error output ({output.get('ename')}: "
                                 f"{output.get('evalue')}); fix it, or tag the cell `raises-exception` if the "
@@ -155,7 +160,37 @@ def check_notebook(path: Path, toc: set[str], root: Path = ROOT) -> list[str]:
         if lost:
             problems.append(f"displays {len(lost)} widget(s) whose state was not saved (metadata.widgets "
                             f"lacks {lost[0]}...); the book would show them blank: {REFRESH_HINT}")
+    return problems + markup_problems(nb, chapter_id(path))
+
+
+def _execution_problems(code_cells: list) -> list[str]:
+    """One top-to-bottom run: cell k has execution count k, except solution cells, which have none."""
+    problems = []
+    solutions = [c for c in code_cells if "solution" in _tags(c)]
+    if any(c.get("outputs") or c.get("execution_count") is not None for c in solutions):
+        problems.append("a cell tagged 'solution' has committed outputs, which show the solution: clear them "
+                        "(`make notebooks` does)")
+    counts = [(k + 1, c.get("execution_count")) for k, c in enumerate(code_cells) if "solution" not in _tags(c)]
+    missing = sum(count is None for _, count in counts)
+    if missing:
+        problems.append(f"has {missing} code cell(s) without committed outputs (never run); {REFRESH_HINT}")
+    elif any(position != count for position, count in counts):
+        problems.append(f"was not executed top to bottom in a fresh kernel (execution counts "
+                        f"{[count for _, count in counts][:8]}...); {REFRESH_HINT}")
     return problems
+
+
+def clear_solutions(path: Path) -> int:
+    """Remove the outputs and execution counts of the `solution` cells of one notebook; return how many."""
+    nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    cleared = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "solution" in _tags(cell):
+            cleared += bool(cell.outputs) or cell.execution_count is not None
+            cell.outputs, cell.execution_count = [], None
+    if cleared:
+        nbformat.write(nb, path)
+    return cleared
 
 
 def check_all(paths: Iterable[Path] | None = None, root: Path = ROOT) -> dict[str, list[str]]:
@@ -186,7 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to check (default: all of them)")
     parser.add_argument("--root", type=Path, default=ROOT, help="book root holding _toc.yml (default: repo)")
+    parser.add_argument("--clear-solutions", action="store_true",
+                        help="first remove the outputs of the cells tagged `solution`")
     args = parser.parse_args(argv)
+    if args.clear_solutions:
+        for path in args.notebooks or sorted((args.root / "notebooks").glob("*.ipynb")):
+            clear_solutions(path)
 
     report = check_all(args.notebooks or None, args.root)
     for name, problems in report.items():

@@ -2,9 +2,11 @@
 
 Exercise cells are found through their cell metadata,
 `"exercise": {"checker": "chN.check_x", "answer": "name", "role": "stub" | "solution"}`.
-Each such cell is executed on its own, in a fresh namespace (the cells are self-contained by convention), then
-its checker is called on the name it defines. The run_check machinery of resnet_lab.exercises and the specific
-hints of the chapter checkers are tested at the end.
+A stub cell is executed on its own, in a fresh namespace (the cells are self-contained by convention), then its
+checker is called on the name it defines. A solution cell only calls `show_solution(chapter, answer)`: the
+reference solution is the self-contained file `resnet_lab/exercises/solutions/<chapter>_<answer>.py`, executed
+the same way. The run_check machinery of resnet_lab.exercises and the specific hints of the chapter checkers are
+tested at the end.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import importlib
 import io
 import keyword
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -20,11 +23,13 @@ import nbformat
 import pytest
 import torch
 
-from resnet_lab.exercises import Verdict, ch2, run_check
+from resnet_lab.exercises import Verdict, ch2, run_check, show_solution, solution_source
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ROLES = ("stub", "solution")
+SOLUTIONS = ROOT / "resnet_lab" / "exercises" / "solutions"
+CHECKER_NAME = re.compile(r"(ch\d+|appendix)\.check_\w+")
 
 
 def exercise_cells() -> list[tuple[str, int, nbformat.NotebookNode]]:
@@ -56,21 +61,38 @@ def metadata_problems(cell: nbformat.NotebookNode) -> list[str]:
     if set(meta) != {"checker", "answer", "role"}:
         problems.append(f"exercise metadata keys must be checker, answer, role; got {sorted(meta)}")
     checker = meta.get("checker")
-    well_formed = isinstance(checker, str) and checker.count(".") == 1 and ".check_" in checker
+    well_formed = isinstance(checker, str) and CHECKER_NAME.fullmatch(checker)
     if not well_formed:
-        problems.append(f"checker {checker!r} must read 'chN.check_something'")
+        problems.append(f"checker {checker!r} must read 'chN.check_something' or 'appendix.check_something'")
     else:
         try:
             resolve_checker(checker)
         except (ImportError, AttributeError) as exc:
             problems.append(f"checker {checker!r} cannot be found in resnet_lab.exercises: {exc}")
-        if f"{checker}(" not in cell.source:
+        if meta.get("role") == "stub" and f"{checker}(" not in cell.source:
             problems.append(f"the cell does not end by calling its checker, {checker}(...)")
+        if meta.get("role") == "solution":
+            problems += solution_cell_problems(cell, checker.partition(".")[0], meta.get("answer"))
     answer = meta.get("answer")
     if not (isinstance(answer, str) and answer.isidentifier() and not keyword.iskeyword(answer)):
         problems.append(f"answer {answer!r} must be a Python name defined by the cell")
     if meta.get("role") not in ROLES:
         problems.append(f"role {meta.get('role')!r} must be 'stub' or 'solution'")
+    return problems
+
+
+def solution_cell_problems(cell: nbformat.NotebookNode, chapter: str, answer: object) -> list[str]:
+    """A solution cell only loads the solution file, and is committed hidden: tagged, never executed."""
+    problems = []
+    call = f'show_solution("{chapter}", "{answer}")'
+    if call not in cell.source:
+        problems.append(f"a solution cell must call {call}")
+    if "solution" not in cell.metadata.get("tags", []):
+        problems.append("a solution cell must be tagged 'solution' (the book shows it as a dropdown)")
+    if cell.get("outputs") or cell.get("execution_count") is not None:
+        problems.append("a solution cell is committed without outputs: its output would show the solution")
+    if not (SOLUTIONS / f"{chapter}_{answer}.py").is_file():
+        problems.append(f"the solution file resnet_lab/exercises/solutions/{chapter}_{answer}.py is missing")
     return problems
 
 
@@ -102,18 +124,12 @@ def test_every_checker_has_one_stub_and_one_solution(path):
             assert count == 1, f"{path.stem}: {checker} has {count} {role} cell(s)"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_solutions_are_wrapped_in_gated_solution_directives(path):
-    """The book hides a solution only between {solution-start} and {solution-end} markdown cells."""
-    nb = nbformat.read(path, as_version=4)
-    for index, cell in enumerate(nb.cells):
-        meta = cell.get("metadata", {}).get("exercise")
-        if not (isinstance(meta, dict) and meta.get("role") == "solution"):
-            continue
-        before, after = nb.cells[index - 1], nb.cells[index + 1] if index + 1 < len(nb.cells) else None
-        assert before.cell_type == "markdown" and "{solution-start}" in before.source, f"cell {index}"
-        assert after is not None and after.cell_type == "markdown" and "{solution-end}" in after.source, \
-            f"cell {index}"
+def test_every_solution_file_belongs_to_an_exercise():
+    expected = {f"{c.metadata['exercise']['checker'].partition('.')[0]}_{c.metadata['exercise']['answer']}.py"
+                for _, _, c in CELLS if c.metadata["exercise"].get("role") == "solution"}
+    found = {p.name for p in SOLUTIONS.glob("*.py") if p.name != "__init__.py"}
+    assert found - expected == set(), "solution files that no notebook loads"
+    assert expected - found == set(), "solution cells whose file is missing"
 
 
 @pytest.mark.parametrize("item", CELLS, ids=[cell_id(c) for c in CELLS])
@@ -124,8 +140,12 @@ def test_stub_fails_and_solution_passes(item):
     meta = cell.metadata["exercise"]
     checker = resolve_checker(meta["checker"])
     namespace: dict = {"__name__": f"exercise_{stem}_{index}"}
+    source, where = cell.source, f"{stem}.ipynb:cell{index}"
+    if meta["role"] == "solution":
+        chapter = meta["checker"].partition(".")[0]
+        source, where = solution_source(chapter, meta["answer"]), f"{chapter}_{meta['answer']}.py"
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        exec(compile(cell.source, f"{stem}.ipynb:cell{index}", "exec"), namespace)
+        exec(compile(source, where, "exec"), namespace)
         assert meta["answer"] in namespace, f"the cell does not define {meta['answer']!r}"
         verdict = checker(namespace[meta["answer"]])
     assert isinstance(verdict, Verdict), f"{meta['checker']} must return a Verdict"
@@ -147,7 +167,7 @@ def _raises(*args, **kwargs):
 def test_checkers_never_raise_on_wrong_answers(name, answer, capsys):
     verdict = resolve_checker(name)(answer)
     assert isinstance(verdict, Verdict) and not verdict
-    assert capsys.readouterr().out.startswith("\u274c")
+    assert capsys.readouterr().out.startswith("NOT YET: ")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -159,7 +179,7 @@ def test_run_check_pass(capsys):
     verdict = run_check("demo", lambda: None)
     assert verdict and verdict.ok
     assert verdict.message == "demo: correct."
-    assert capsys.readouterr().out == "\u2705 demo: correct.\n"
+    assert capsys.readouterr().out == "PASS: demo: correct.\n"
     assert repr(verdict).startswith("PASS")
 
 
@@ -167,8 +187,15 @@ def test_run_check_hint(capsys):
     verdict = run_check("demo", lambda: "try harder.")
     assert not verdict
     assert verdict.message == "demo: try harder."
-    assert capsys.readouterr().out == "\u274c demo: try harder.\n"
+    assert capsys.readouterr().out == "NOT YET: demo: try harder.\n"
     assert repr(verdict).startswith("NOT YET")
+
+
+def test_run_check_wraps_long_verdicts_to_the_page_width(capsys):
+    verdict = run_check("demo", lambda: "a long hint " * 20)
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) > 1 and max(map(len, printed)) <= 88
+    assert " ".join(line.strip() for line in printed) == repr(verdict).strip()
 
 
 def test_run_check_turns_not_implemented_into_a_hint(capsys):
@@ -178,7 +205,7 @@ def test_run_check_turns_not_implemented_into_a_hint(capsys):
     verdict = run_check("demo", stub)
     assert not verdict
     assert "NotImplementedError" in verdict.message and "replace it with your code" in verdict.message
-    assert capsys.readouterr().out.startswith("\u274c")
+    assert capsys.readouterr().out.startswith("NOT YET: ")
 
 
 def test_run_check_turns_other_exceptions_into_a_hint():
@@ -189,6 +216,20 @@ def test_run_check_turns_other_exceptions_into_a_hint():
     assert not verdict
     assert "KeyError" in verdict.message and "'missing'" in verdict.message
     assert "return {}[\"missing\"]" in verdict.message or "return {}['missing']" in verdict.message
+
+
+def test_show_solution_shows_the_file_and_runs_its_checker(capsys):
+    verdict = show_solution("ch2", "fold_bn")
+    assert isinstance(verdict, Verdict) and verdict
+    out = capsys.readouterr().out
+    assert "def fold_bn" in out and "PASS: " in out  # outside Jupyter the code is printed as text
+
+
+def test_show_solution_names_the_solutions_when_one_is_unknown():
+    with pytest.raises(ValueError, match="ch2_fold_bn"):
+        solution_source("ch2", "no_such_answer")
+    with pytest.raises(ValueError, match="plain names"):
+        solution_source("../ch2", "fold_bn")
 
 
 # ------------------------------------------------------------------------------------------------------------

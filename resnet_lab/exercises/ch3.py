@@ -87,8 +87,11 @@ def _diagnose_zero_pad(result: Tensor, x: Tensor, out_channels: int, stride: int
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _randomized(block: nn.Module, seed: int) -> nn.Module:
-    """The block with random BN scales, shifts and running statistics, so that every mistake changes the output."""
+def randomized(block: nn.Module, seed: int) -> nn.Module:
+    """The block with random BN scales, shifts and running statistics, so that every mistake changes the output.
+
+    Also used by the appendix's checkers.
+    """
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in block.modules():
@@ -173,7 +176,7 @@ def _basic_mistakes(r: nn.Module, x: Tensor) -> list[tuple[Tensor, str]]:
 def check_residual_block(block_class: Callable[[int], nn.Module]) -> Verdict:
     """ResidualBlock(channels) must compute relu(F(x) + x), exactly like blocks.BasicBlock(channels, channels)."""
     torch.manual_seed(0)
-    reference = _randomized(blocks.BasicBlock(8, 8), seed=1)
+    reference = randomized(blocks.BasicBlock(8, 8), seed=1)
     return _check_block("ResidualBlock", block_class, reference, "conv1, bn1, conv2, bn2", _basic_mistakes)
 
 
@@ -199,5 +202,5 @@ def _preact_mistakes(r: nn.Module, x: Tensor) -> list[tuple[Tensor, str]]:
 def check_preact_block(block_class: Callable[[int], nn.Module]) -> Verdict:
     """PreActBasicBlock(channels) must equal blocks.PreActBlock(channels, channels): x + (BN-ReLU-conv)x2."""
     torch.manual_seed(0)
-    reference = _randomized(blocks.PreActBlock(8, 8), seed=2)
+    reference = randomized(blocks.PreActBlock(8, 8), seed=2)
     return _check_block("PreActBasicBlock", block_class, reference, "bn1, conv1, bn2, conv2", _preact_mistakes)
