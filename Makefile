@@ -16,7 +16,7 @@ NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval
 NB_ENV := env -u MPLBACKEND
 
 .DEFAULT_GOAL := help
-.PHONY: help install book test lint unit check-notebooks nbval book-strict notebooks clean
+.PHONY: help install book test lint unit check-notebooks nbval book-strict notebooks release clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -44,8 +44,9 @@ book: $(STAMP)  ## build the HTML book into _build/html
 test: lint unit check-notebooks nbval book-strict browser  ## run every check CI runs
 	@echo "make test: all checks passed"
 
-lint: $(STAMP)  ## ruff over the package, tests and notebooks
+lint: $(STAMP)  ## ruff over the package, tests and notebooks; actionlint over the GitHub workflow
 	$(BIN)/ruff check .
+	$(BIN)/actionlint .github/workflows/*.yml
 
 unit: $(STAMP)  ## unit tests (tests/)
 	MPLBACKEND=Agg $(BIN)/pytest tests/
@@ -72,12 +73,17 @@ jupyter-view: $(STAMP)  ## render the notebooks as Jupyter and Colab show them, 
 browser: jupyter-view  ## open every page of _build/html and _build/jupyter in headless Chromium, offline
 	$(BIN)/python tests/browser_check.py
 
+# `make notebooks NOTEBOOKS=notebooks/03_blocks.ipynb` re-executes one chapter.
+NOTEBOOKS ?= notebooks/*.ipynb
 notebooks: $(STAMP)  ## re-execute every notebook in normal mode to refresh the committed outputs (slow)
 	$(NB_ENV) -u RESNET_LAB_SMOKE $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
-		--ExecutePreprocessor.store_widget_state=True notebooks/*.ipynb
+		--ExecutePreprocessor.store_widget_state=True $(NOTEBOOKS)
 	$(BIN)/python tests/check_notebooks.py --clear-solutions
 
+release: $(STAMP)  ## build the sdist and wheel into dist/, check them in a fresh venv, print how to tag them
+	$(BIN)/python tools/release.py
+
 clean:  ## remove the built book and caches (keeps .venv)
-	rm -rf _build .pytest_cache .ruff_cache
+	rm -rf _build .pytest_cache .ruff_cache dist
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

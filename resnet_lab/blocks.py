@@ -1,14 +1,34 @@
 """Residual blocks and their plain twins, as in He et al. 2016 (both papers).
 
 Every block has the signature `Block(in_planes, planes, stride=1, shortcut="B", residual=True)` and a class
-attribute `expansion`: it maps `in_planes` channels to `planes * expansion` channels.
+attribute `expansion`: it maps `in_planes` channels to `planes * expansion` channels. The bottleneck blocks
+take one more keyword, `stride_in_1x1` (see below).
 
 Shortcut options (He et al. 2016, "Deep residual learning", section 4.1 and Table 3):
 
 - "A": parameter-free. Identity where the shape is unchanged; where it changes, subsample with stride 2 and
   append zero channels (`PadShortcut`).
-- "B": identity where the shape is unchanged, a projection (1x1 conv + BN) where it changes.
+- "B": identity where the shape is unchanged, a projection where it changes.
 - "C": a projection in every block.
+
+A projection is a strided 1x1 convolution. In the original (post-activation) blocks a BN follows it, as in
+torchvision and fb.resnet.torch's resnet.lua. In the pre-activation blocks it is the bare convolution and reads
+the output of the block's first BN-ReLU, which the branch shares: as in the authors' code, Kaiming He's
+resnet-pre-act.lua (github.com/KaimingHe/resnet-1k-layers), and in fb.resnet.torch's preresnet.lua, the
+re-implementation by Facebook AI Research on which resnet-pre-act.lua is based. (For option C, preresnet.lua
+feeds the projection of a block that keeps its shape with x itself; resnet-pre-act.lua has no option C, and
+here every pre-activation projection reads the BN-ReLU output.)
+
+Where a bottleneck block downsamples, its stride sits on one of two convolutions:
+
+- `stride_in_1x1=False` (default): on the 3x3 conv, as in torchvision and fb.resnet.torch ("ResNet v1.5");
+  torchvision's weights need it.
+- `stride_in_1x1=True`: on the first 1x1 conv, as in the paper's Caffe models (ResNet v1,
+  github.com/KaimingHe/deep-residual-networks: stride 2 on `res3a_branch2a`) and resnet-pre-act.lua.
+
+The parameters are the same either way; the multiply-accumulates are not. The 3x3 conv costs the same in both
+(its output is at the lower resolution either way), but an unstrided first 1x1 (v1.5) computes its output at the
+higher resolution, four times as many positions; v1 skips three of every four input pixels, v1.5 sees them all.
 
 `residual=False` gives the plain twin: the same layers, built in the same order (so the same seed gives the
 same weights), without the addition. The plain network of the paper has no shortcut layers at all, so a plain
@@ -23,6 +43,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 SHORTCUTS = ("A", "B", "C")
+
+
+def _check_bool(option: str, value: object) -> None:
+    """Raise TypeError unless `value` is True or False (1 or "yes" would silently pick a layout)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{option} must be True or False, got {type(value).__name__} {value!r}.")
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -62,9 +88,13 @@ class PadShortcut(nn.Module):
 
 
 def make_shortcut(
-    shortcut: str, in_planes: int, out_planes: int, stride: int, residual: bool = True
+    shortcut: str, in_planes: int, out_planes: int, stride: int, residual: bool = True, preact: bool = False
 ) -> nn.Module | None:
-    """The shortcut module of a block, or None for the identity (and for plain blocks, which have no shortcut)."""
+    """The shortcut module of a block, or None for the identity (and for plain blocks, which have no shortcut).
+
+    A projection is a 1x1 conv followed by BN for the original blocks, the bare 1x1 conv for pre-activation
+    blocks (`preact=True`), whose projection reads an input that the block's first BN has just normalized.
+    """
     if shortcut not in SHORTCUTS:
         raise ValueError(
             f"shortcut must be 'A', 'B' or 'C' (He et al. 2016, section 4.1), got {shortcut!r}. "
@@ -77,6 +107,9 @@ def make_shortcut(
         return PadShortcut(in_planes, out_planes, stride) if shape_changes else None
     if shortcut == "B" and not shape_changes:
         return None
+    if preact:
+        # resnet-pre-act.lua (the authors' code) and preresnet.lua have no BN here: the conv's input is BN-ReLU(x).
+        return conv1x1(in_planes, out_planes, stride)
     return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
 
 
@@ -123,27 +156,37 @@ class BasicBlock(_PostActivation):
 class Bottleneck(_PostActivation):
     """1x1 (reduce), 3x3, 1x1 (expand by 4), each followed by BN; ReLU after each but the last, and after the sum.
 
-    The stride sits on the 3x3 convolution, as in torchvision ("ResNet v1.5"); the paper put it on the first 1x1.
-    Parameter counts are the same either way; torchvision's weights need this placement.
+    `stride_in_1x1=False` (default) puts the stride on the 3x3 conv, as torchvision does ("ResNet v1.5"), whose
+    weights need this placement; `True` puts it on the first 1x1, as the paper's Caffe models do (ResNet v1).
+    Parameter counts are the same either way.
     """
 
     expansion = 4
     preact = False
 
     def __init__(
-        self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True
+        self,
+        in_planes: int,
+        planes: int,
+        stride: int = 1,
+        shortcut: str = "B",
+        residual: bool = True,
+        *,
+        stride_in_1x1: bool = False,
     ) -> None:
         super().__init__()
+        _check_bool("stride_in_1x1", stride_in_1x1)
         downsample = make_shortcut(shortcut, in_planes, planes * self.expansion, stride, residual)
-        self.conv1 = conv1x1(in_planes, planes)
+        self.conv1 = conv1x1(in_planes, planes, stride if stride_in_1x1 else 1)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes, stride)
+        self.conv2 = conv3x3(planes, planes, 1 if stride_in_1x1 else stride)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.residual = residual
+        self.stride_in_1x1 = stride_in_1x1
 
     def branch(self, x: Tensor) -> Tensor:
         """The residual function F(x): three convolutions with BN, ReLU between them."""
@@ -168,8 +211,8 @@ class _PreActivation(nn.Module):
             return out
         if self.downsample is None:
             return out + x
-        # A projection reads the BN-ReLU output, as in the authors' code. The parameter-free option A reads x,
-        # keeping the signal path as clean as the identity does.
+        # A projection reads the BN-ReLU output, as in resnet-pre-act.lua (the authors') and preresnet.lua.
+        # The parameter-free option A reads x, keeping the signal path as clean as the identity does.
         return out + self.downsample(activated if self.projection else x)
 
     def branch(self, x: Tensor) -> Tensor:
@@ -187,14 +230,14 @@ class PreActBlock(_PreActivation):
         self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True
     ) -> None:
         super().__init__()
-        downsample = make_shortcut(shortcut, in_planes, planes * self.expansion, stride, residual)
+        downsample = make_shortcut(shortcut, in_planes, planes * self.expansion, stride, residual, preact=True)
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.conv1 = conv3x3(in_planes, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
-        self.projection = isinstance(downsample, nn.Sequential)
+        self.projection = isinstance(downsample, nn.Conv2d)
         self.residual = residual
 
     def convs(self, activated: Tensor) -> Tensor:
@@ -207,26 +250,40 @@ class PreActBlock(_PreActivation):
 
 
 class PreActBottleneck(_PreActivation):
-    """BN-ReLU-conv1x1, BN-ReLU-conv3x3, BN-ReLU-conv1x1 (expand by 4), then the addition."""
+    """BN-ReLU-conv1x1, BN-ReLU-conv3x3, BN-ReLU-conv1x1 (expand by 4), then the addition.
+
+    `stride_in_1x1=True` puts the stride on the first 1x1 conv, as Kaiming He's resnet-pre-act.lua does (the
+    networks get_model builds for CIFAR default to it); `False` (the block's default) on the 3x3, as
+    fb.resnet.torch's preresnet.lua does. A projection shortcut is a bare strided 1x1 conv on BN-ReLU(x).
+    """
 
     expansion = 4
     preact = True
 
     def __init__(
-        self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B", residual: bool = True
+        self,
+        in_planes: int,
+        planes: int,
+        stride: int = 1,
+        shortcut: str = "B",
+        residual: bool = True,
+        *,
+        stride_in_1x1: bool = False,
     ) -> None:
         super().__init__()
-        downsample = make_shortcut(shortcut, in_planes, planes * self.expansion, stride, residual)
+        _check_bool("stride_in_1x1", stride_in_1x1)
+        downsample = make_shortcut(shortcut, in_planes, planes * self.expansion, stride, residual, preact=True)
         self.bn1 = nn.BatchNorm2d(in_planes)
-        self.conv1 = conv1x1(in_planes, planes)
+        self.conv1 = conv1x1(in_planes, planes, stride if stride_in_1x1 else 1)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes, stride)
+        self.conv2 = conv3x3(planes, planes, 1 if stride_in_1x1 else stride)
         self.bn3 = nn.BatchNorm2d(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
-        self.projection = isinstance(downsample, nn.Sequential)
+        self.projection = isinstance(downsample, nn.Conv2d)
         self.residual = residual
+        self.stride_in_1x1 = stride_in_1x1
 
     def convs(self, activated: Tensor) -> Tensor:
         """The branch after its first BN-ReLU."""

@@ -166,12 +166,16 @@ def check_weights_fit(spec: dict[str, Any], state: dict[str, Tensor], path: str 
     Nothing real is allocated: the model is built on the meta device (shapes without memory), so a damaged or
     crafted file whose spec asks for billions of parameters fails here at once instead of filling the memory.
     """
-    from resnet_lab.models import parse_model_name
+    from resnet_lab.models import legacy_checkpoint_problem, parse_model_name
 
     try:
         depth = parse_model_name(spec["name"]).depth
     except (ValueError, TypeError) as error:
         raise _unfit(path, spec, str(error).splitlines()[0]) from None
+    # Networks whose layers changed since the file was written: say so, rather than list mismatched keys.
+    problem = legacy_checkpoint_problem(spec, state.keys())
+    if problem:
+        raise CheckpointError(f"Checkpoint {path} holds a {_describe(spec)} written by an older resnet_lab: {problem}")
     # Every layer has at least one tensor: a depth beyond the number of tensors cannot fit, and building the
     # model (even on the meta device) would take time and memory in proportion to that depth.
     if depth > len(state):

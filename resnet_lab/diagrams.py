@@ -4,6 +4,7 @@
 in the middle column, the shortcut as a separate path that leaves the input *before* the first layer of F
 and joins again at the addition *after* the last one, so it visibly goes around the whole branch.
 `draw_network` draws the feature-map shapes of a network's stages, from shapes measured by a forward pass.
+`draw_conv_windows` draws where the windows of a convolution or pooling layer fall on a zero-padded input.
 """
 
 from __future__ import annotations
@@ -33,25 +34,32 @@ _SKIP_X = 2.75  # x of the shortcut path
 _SIDE_W = 2.2  # width of a box on the shortcut path
 
 
-def block_layers(kind: str, planes: int = 64, stride: int = 1) -> list[tuple[str, str]]:
+def block_layers(
+    kind: str, planes: int = 64, stride: int = 1, stride_in_1x1: bool = False
+) -> list[tuple[str, str]]:
     """The residual branch F of a block as (layer type, label) pairs, first layer first.
 
-    The stride sits on the first 3x3 convolution (on the 3x3 of a bottleneck, as in torchvision).
+    The stride sits on the first 3x3 convolution; in a bottleneck, on the 3x3 (torchvision, "v1.5") or, with
+    `stride_in_1x1=True`, on the first 1x1 (the paper's v1 and resnet-pre-act.lua), as in resnet_lab.blocks.
     """
     _check_choice("kind", kind, BLOCK_KINDS)
+    if stride_in_1x1 and not kind.endswith("bottleneck"):
+        raise ValueError(f"stride_in_1x1 applies to bottleneck blocks only, not to kind {kind!r}.")
     s = f", /{stride}" if stride != 1 else ""
+    # In a bottleneck, s1 marks the first 1x1 conv and s3 the 3x3: one of them carries the stride.
+    s1, s3 = (s, "") if stride_in_1x1 else ("", s)
     if kind == "basic":
         return [("conv", f"3×3 conv, {planes}{s}"), ("bn", "BN"), ("relu", "ReLU"),
                 ("conv", f"3×3 conv, {planes}"), ("bn", "BN")]
     if kind == "bottleneck":
-        return [("conv", f"1×1 conv, {planes}"), ("bn", "BN"), ("relu", "ReLU"),
-                ("conv", f"3×3 conv, {planes}{s}"), ("bn", "BN"), ("relu", "ReLU"),
+        return [("conv", f"1×1 conv, {planes}{s1}"), ("bn", "BN"), ("relu", "ReLU"),
+                ("conv", f"3×3 conv, {planes}{s3}"), ("bn", "BN"), ("relu", "ReLU"),
                 ("conv", f"1×1 conv, {4 * planes}"), ("bn", "BN")]
     if kind == "preact":
         return [("bn", "BN"), ("relu", "ReLU"), ("conv", f"3×3 conv, {planes}{s}"),
                 ("bn", "BN"), ("relu", "ReLU"), ("conv", f"3×3 conv, {planes}")]
-    return [("bn", "BN"), ("relu", "ReLU"), ("conv", f"1×1 conv, {planes}"),
-            ("bn", "BN"), ("relu", "ReLU"), ("conv", f"3×3 conv, {planes}{s}"),
+    return [("bn", "BN"), ("relu", "ReLU"), ("conv", f"1×1 conv, {planes}{s1}"),
+            ("bn", "BN"), ("relu", "ReLU"), ("conv", f"3×3 conv, {planes}{s3}"),
             ("bn", "BN"), ("relu", "ReLU"), ("conv", f"1×1 conv, {4 * planes}")]
 
 
@@ -62,13 +70,16 @@ def draw_block(
     planes: int = 64,
     stride: int | None = None,
     title: str | None = None,
+    stride_in_1x1: bool = False,
 ) -> Axes:
     """Draw one residual block: the branch F in the middle, the shortcut around all of it, then the addition.
 
     kind: "basic", "bottleneck", "preact" or "preact_bottleneck". shortcut: "identity" (x itself),
     "zeropad" (option A: subsample, then append zero channels; no parameters) or "projection" (options B/C:
-    1x1 convolution + BN). `stride` defaults to 1 for an identity shortcut and 2 otherwise. A pre-activation
-    block's projection reads the output of its first BN-ReLU, so the split is drawn after those two layers.
+    a strided 1x1 convolution, followed by BN in the original blocks). `stride` defaults to 1 for an identity
+    shortcut and 2 otherwise. A pre-activation block's projection is the bare 1x1 convolution and reads the
+    output of its first BN-ReLU, so the split is drawn after those two layers (as in resnet_lab.blocks and the
+    authors' code). `stride_in_1x1` (bottlenecks only) draws the stride on the first 1x1 conv.
     """
     _check_choice("kind", kind, BLOCK_KINDS)
     _check_choice("shortcut", shortcut, SHORTCUTS)
@@ -98,13 +109,13 @@ def draw_block(
     # A pre-activation projection reads the BN-ReLU output (as in the authors' code and resnet_lab.blocks):
     # those two layers come before the split. Every other shortcut leaves from x itself.
     shared = 2 if preact and shortcut == "projection" else 0
-    split_y, branch_bottom = _draw_branch(ax, block_layers(kind, planes, stride), shared)
+    split_y, branch_bottom = _draw_branch(ax, block_layers(kind, planes, stride, stride_in_1x1), shared)
     add_y = branch_bottom - 0.22
     ax.add_patch(Circle((0, add_y), 0.22, facecolor="white", edgecolor="black", lw=1.4, zorder=3))
     ax.text(0, add_y, "+", ha="center", va="center", fontsize=15, zorder=4)
     ax.text(-_MAIN_W / 2 - 0.1, (split_y + branch_bottom) / 2, "F(x)", rotation=90, ha="right", va="center",
             fontsize=11, style="italic")
-    _draw_shortcut(ax, shortcut, stride, in_channels, out_channels, split_y, add_y)
+    _draw_shortcut(ax, shortcut, stride, in_channels, out_channels, split_y, add_y, preact)
     y = _draw_output(ax, preact, out_channels, add_y)
 
     ax.set_xlim(-_MAIN_W / 2 - 0.45, _SKIP_X + 1.4)
@@ -138,7 +149,7 @@ def _draw_branch(ax: Axes, layers: list[tuple[str, str]], shared: int) -> tuple[
 
 
 def _draw_shortcut(ax: Axes, shortcut: str, stride: int, in_channels: int, out_channels: int, split_y: float,
-                   add_y: float) -> None:
+                   add_y: float, preact: bool = False) -> None:
     """Draw the shortcut: right from the split point, down past the whole branch, left into the addition."""
     mid_y = (split_y + add_y) / 2
     ax.plot([0, _SKIP_X], [split_y, split_y], color="black", lw=1.4)
@@ -146,7 +157,7 @@ def _draw_shortcut(ax: Axes, shortcut: str, stride: int, in_channels: int, out_c
         ax.plot([_SKIP_X, _SKIP_X], [split_y, add_y], color="black", lw=1.4)
         ax.text(_SKIP_X + 0.12, mid_y, "identity\nx", ha="left", va="center", fontsize=9)
     else:
-        lines, note = _shortcut_layers(shortcut, stride, in_channels, out_channels)
+        lines, note = _shortcut_layers(shortcut, stride, in_channels, out_channels, preact)
         heights = [0.55 if style == "--" else _HEIGHTS["conv" if kind_ == "projection" else "bn"]
                    for kind_, _, style in lines]
         total = sum(heights) + _GAP * (len(heights) - 1)
@@ -165,7 +176,7 @@ def _draw_shortcut(ax: Axes, shortcut: str, stride: int, in_channels: int, out_c
 
 
 def _shortcut_layers(
-    shortcut: str, stride: int, in_channels: int, out_channels: int
+    shortcut: str, stride: int, in_channels: int, out_channels: int, preact: bool = False
 ) -> tuple[list[tuple[str, str, str]], str]:
     """The boxes of a zeropad or projection shortcut as (colour, label, line style), and the note beside them."""
     if shortcut == "zeropad":
@@ -175,8 +186,11 @@ def _shortcut_layers(
             lines.append(("zeropad", f"+ {out_channels - in_channels} zero channels", "--"))
         return lines, "option A\n(no parameters)"
     s = f", /{stride}" if stride != 1 else ""
-    lines = [("projection", f"1×1 conv, {out_channels}{s}", "-"), ("bn", "BN", "-")]
-    return lines, "option B/C\n(projection W$_s$x)"
+    conv = ("projection", f"1×1 conv, {out_channels}{s}", "-")
+    if preact:
+        # No BN: the authors' pre-activation code projects the already normalized BN-ReLU output.
+        return [conv], "option B/C\n(projection W$_s$,\nno BN)"
+    return [conv, ("bn", "BN", "-")], "option B/C\n(projection W$_s$x)"
 
 
 def _draw_output(ax: Axes, preact: bool, out_channels: int, add_y: float) -> float:
@@ -232,6 +246,63 @@ def draw_network(
     ax.axis("off")
     if title is not None:
         ax.set_title(title, fontsize=11)
+    return ax
+
+
+def draw_conv_windows(
+    size: int = 5,
+    kernel: int = 3,
+    stride: int = 2,
+    padding: int = 1,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Draw where a convolution's (or pooling's) windows fall on a zero-padded size x size input, and the output.
+
+    Left, the padded input (padding cells grey, marked 0) with the windows of the first two outputs of row 0
+    outlined; right, the output grid of floor((size + 2 padding - kernel) / stride) + 1 cells a side, the same
+    two cells coloured to match.
+    """
+    for name, value, smallest in (("size", size, 1), ("kernel", kernel, 1), ("stride", stride, 1),
+                                  ("padding", padding, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < smallest:
+            raise ValueError(f"{name} must be an int of at least {smallest}, got {value!r}.")
+    padded = size + 2 * padding
+    if kernel > padded:
+        raise ValueError(f"a {kernel}x{kernel} kernel does not fit a {size}x{size} input padded by {padding}.")
+    out = (padded - kernel) // stride + 1
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.55 * (padded + out + 3), 0.55 * padded + 1.4))
+    for row in range(padded):
+        for col in range(padded):
+            is_pad = not (padding <= row < padding + size and padding <= col < padding + size)
+            ax.add_patch(Rectangle((col, -row - 1), 1, 1, facecolor=COLORS["zeropad"] if is_pad else "white",
+                                   edgecolor="#999999", lw=0.8))
+            if is_pad:
+                ax.text(col + 0.5, -row - 0.5, "0", ha="center", va="center", fontsize=8, color="#777777")
+    windows = [(0, j) for j in range(min(out, 2))]
+    colors = ["#3d85c6", "#cc0000"]
+    offset = padded + 2  # x of the output grid
+    top = -(padded - out) / 2  # the output grid is centred vertically
+    for (i, j), color in zip(windows, colors):
+        inset = 0.06 if j == 0 else 0.12  # overlapping windows stay distinguishable
+        ax.add_patch(Rectangle((stride * j + inset, -stride * i - kernel + inset), kernel - 2 * inset,
+                               kernel - 2 * inset, fill=False, edgecolor=color, lw=2.4, zorder=3))
+    for row in range(out):
+        for col in range(out):
+            color = next((c for (i, j), c in zip(windows, colors) if (i, j) == (row, col)), "white")
+            ax.add_patch(Rectangle((offset + col, top - row - 1), 1, 1, facecolor=color, edgecolor="#999999",
+                                   lw=0.8, alpha=0.8 if color != "white" else 1.0))
+    _arrow(ax, (padded + 0.3, -padded / 2), (offset - 0.3, -padded / 2))
+    ax.text(padded / 2, -padded - 0.35, f"input {size}×{size}, padded to {padded}×{padded}", ha="center",
+            va="top", fontsize=9)
+    ax.text(offset + out / 2, top - out - 0.35, f"output {out}×{out}", ha="center", va="top", fontsize=9)
+    ax.set_xlim(-0.3, offset + out + 0.3)
+    ax.set_ylim(-padded - 1.3, 0.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    default = f"{kernel}×{kernel} windows, stride {stride}, padding {padding}"
+    ax.set_title(title if title is not None else default, fontsize=11)
     return ax
 
 

@@ -7,12 +7,20 @@ Names understood by `get_model` (see `list_models()` for the paper's entries):
   Option-A shortcuts by default, so a plain twin has exactly the parameters of its residual network.
 - `preact_resnet<depth>`: pre-activation CIFAR networks of He et al. 2016 ("Identity mappings"). As in that
   paper, basic blocks up to depth 110 (6n+2) and bottleneck blocks above (9n+2: preact_resnet164, 1001).
-  Projection shortcuts where the shape changes (option B), as in the authors' code.
+  As in the authors' code, Kaiming He's resnet-pre-act.lua (and fb.resnet.torch's preresnet.lua): projection
+  shortcuts where the shape changes (option B), each a bare 1x1 conv on the block's BN-ReLU output, no BN;
+  and, in the bottleneck networks, the stride on the first 1x1 conv (`stride_in_1x1=True`, resnet-pre-act.lua).
 - `resnet18`, `resnet34`, `resnet50`, `resnet101`, `resnet152`: ImageNet networks whose `state_dict` matches
-  torchvision's key for key, so torchvision weights load with `strict=True`. These names win over the CIFAR
-  pattern: for a CIFAR ResNet of depth 50 or 152, call `resnet_cifar(50)`.
+  torchvision's key for key, so torchvision weights load with `strict=True`. The bottleneck networks put the
+  stride on the 3x3 conv as torchvision does ("v1.5"); `stride_in_1x1=True` gives the paper's v1 placement.
+  These names win over the CIFAR pattern: for a CIFAR ResNet of depth 50 or 152, call `resnet_cifar(50)`.
 - `resnet18_cifar`, `resnet34_cifar`, `resnet50_cifar`: the ImageNet stage layout with a 3x3 stride-1 stem and
   no max-pool, the "ResNet-18 for CIFAR" most tutorials train.
+
+`stride_in_1x1` is an option of bottleneck networks only (see `resnet_lab.blocks`); a basic-block network
+refuses it. A pre-activation bottleneck network always records it in its `spec`, because its default changed
+(to the authors' placement) when its projection shortcuts lost their BN: a checkpoint of such a network whose
+spec lacks it comes from that older version, and `legacy_checkpoint_problem` says so.
 
 `parse_model_name` says what a name stands for (family and depth) and `model_label` how tables and figures write
 it ("ResNet-56", "plain-56"): the one place where names are taken apart.
@@ -22,7 +30,7 @@ Models take normalized float tensors shaped (N, C, H, W); normalization belongs 
 
 import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -41,6 +49,8 @@ class ResNet(nn.Module):
     Attribute names follow torchvision (`conv1`, `bn1`, `relu`, `maxpool`, `layer1`..`layer4`, `avgpool`, `fc`).
     Networks of three stages have `layer4 = None`; pre-activation networks have no stem BN (`bn1 = None`) and a
     final BN-ReLU (`bn_final`) before the pooling, because their blocks end with a convolution.
+    `stride_in_1x1` (bottleneck blocks only) moves each downsampling block's stride to its first 1x1 conv;
+    None means False (torchvision's placement). `self.stride_in_1x1` is None for basic-block networks.
     """
 
     def __init__(
@@ -56,6 +66,7 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
         in_channels: int = 3,
         name: str = "resnet",
+        stride_in_1x1: bool | None = None,
     ) -> None:
         super().__init__()
         check_int("num_classes", num_classes)
@@ -67,6 +78,18 @@ class ResNet(nn.Module):
             raise ValueError(f"ResNet takes 3 or 4 stages with one width each, got layers={layers}, widths={widths}.")
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"stem must be 'imagenet' (7x7 conv + max-pool) or 'cifar' (3x3 conv), got {stem!r}.")
+        bottleneck = block.expansion > 1
+        if stride_in_1x1 is not None and not bottleneck:
+            raise ValueError(
+                f"stride_in_1x1 applies to bottleneck blocks only, and {name} is built of {block.__name__}s, "
+                "whose stride sits on their first 3x3 convolution (the only place it can go). Leave it out."
+            )
+        if bottleneck:
+            stride_in_1x1 = False if stride_in_1x1 is None else stride_in_1x1
+            if not isinstance(stride_in_1x1, bool):
+                raise TypeError(
+                    f"stride_in_1x1 must be True or False, got {type(stride_in_1x1).__name__} {stride_in_1x1!r}."
+                )
         if zero_init_residual and not residual:
             raise ValueError(
                 "zero_init_residual needs residual connections: in a plain network, zeroing each block's last "
@@ -75,6 +98,7 @@ class ResNet(nn.Module):
         self.name = name
         self.in_channels = in_channels
         self.num_classes = num_classes
+        self.stride_in_1x1 = stride_in_1x1
         # Filled in by get_model: the recipe that rebuilds this model (saved with checkpoints).
         self.spec: dict[str, Any] | None = None
 
@@ -94,7 +118,9 @@ class ResNet(nn.Module):
         for index, (planes, blocks) in enumerate(zip(widths, layers)):
             # Each stage after the first halves the resolution in its first block while the width grows.
             stride = 1 if index == 0 else 2
-            stages.append(self._make_layer(block, in_planes, planes, blocks, stride, shortcut, residual))
+            stages.append(
+                self._make_layer(block, in_planes, planes, blocks, stride, shortcut, residual, stride_in_1x1)
+            )
             in_planes = planes * block.expansion
         self.layer1, self.layer2, self.layer3 = stages[:3]
         self.layer4 = stages[3] if len(stages) == 4 else None
@@ -107,12 +133,23 @@ class ResNet(nn.Module):
 
     @staticmethod
     def _make_layer(
-        block: BlockType, in_planes: int, planes: int, blocks: int, stride: int, shortcut: str, residual: bool
+        block: BlockType,
+        in_planes: int,
+        planes: int,
+        blocks: int,
+        stride: int,
+        shortcut: str,
+        residual: bool,
+        stride_in_1x1: bool | None = None,
     ) -> nn.Sequential:
         """One stage: `blocks` blocks, the first of which may change resolution and width."""
-        layers = [block(in_planes, planes, stride, shortcut=shortcut, residual=residual)]
+        # Basic blocks have one place for the stride and take no stride_in_1x1.
+        options: dict[str, Any] = {"shortcut": shortcut, "residual": residual}
+        if stride_in_1x1 is not None:
+            options["stride_in_1x1"] = stride_in_1x1
+        layers = [block(in_planes, planes, stride, **options)]
         for _ in range(1, blocks):
-            layers.append(block(planes * block.expansion, planes, 1, shortcut=shortcut, residual=residual))
+            layers.append(block(planes * block.expansion, planes, 1, **options))
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -207,11 +244,14 @@ def resnet_cifar(
     width: int = 16,
     zero_init_residual: bool = False,
     in_channels: int = 3,
+    stride_in_1x1: bool | None = None,
 ) -> ResNet:
     """A CIFAR ResNet (or plain twin) of He et al. 2016: 3x3 stem, 3 stages of width, 2*width, 4*width channels.
 
     `shortcut=None` picks the papers' choice: option A for the original networks, B for pre-activation ones.
     With `residual=False` the network has no shortcut layers at all, whatever `shortcut` says.
+    `stride_in_1x1=None` picks the authors' placement for pre-activation bottleneck networks (True, as in
+    resnet-pre-act.lua) and torchvision's for the original bottleneck (False); basic blocks refuse the option.
     """
     prefix = "preact_" if preact else ""
     kind = "resnet" if residual else "plain"
@@ -224,6 +264,8 @@ def resnet_cifar(
         block = PreActBottleneck if bottleneck else PreActBlock
     else:
         block = Bottleneck if bottleneck else BasicBlock
+    if stride_in_1x1 is None and bottleneck:
+        stride_in_1x1 = preact
     return ResNet(
         block,
         layers=(blocks, blocks, blocks),
@@ -235,6 +277,7 @@ def resnet_cifar(
         zero_init_residual=zero_init_residual,
         in_channels=in_channels,
         name=f"{prefix}{kind}{depth}",
+        stride_in_1x1=stride_in_1x1,
     )
 
 
@@ -272,7 +315,10 @@ def resnet34(num_classes: int = 1000, **options: Any) -> ResNet:
 
 
 def resnet50(num_classes: int = 1000, **options: Any) -> ResNet:
-    """ResNet-50 for ImageNet (stride on the 3x3 conv, "v1.5"); loads torchvision's resnet50 weights."""
+    """ResNet-50 for ImageNet (stride on the 3x3 conv, "v1.5"); loads torchvision's resnet50 weights.
+
+    `stride_in_1x1=True` gives the paper's v1 (same parameters, torchvision's weights then compute another net).
+    """
     return _imagenet_layout(50, num_classes, "imagenet", "resnet50", **options)
 
 
@@ -330,7 +376,7 @@ _PAPER_CIFAR_NAMES = (
 # Deeper pre-activation networks use bottleneck blocks, as in He et al. 2016b (110: basic; 164, 1001: bottleneck).
 PREACT_BOTTLENECK_ABOVE = 110
 
-_FIXED_OPTIONS = frozenset({"shortcut", "zero_init_residual", "in_channels"})
+_FIXED_OPTIONS = frozenset({"shortcut", "zero_init_residual", "in_channels", "stride_in_1x1"})
 _CIFAR_OPTIONS = _FIXED_OPTIONS | {"width"}
 
 
@@ -419,8 +465,10 @@ def _unknown_name_message(name: str) -> str:
 def get_model(name: str, num_classes: int = 10, **options: Any) -> ResNet:
     """Build a network by name (see `list_models()` and the module docstring); `model.spec` records the recipe.
 
-    Options: `shortcut` ("A", "B", "C"), `zero_init_residual` (bool), `in_channels` (int), and for the
-    CIFAR networks `width` (channels of the first stage, 16 in the paper).
+    Options: `shortcut` ("A", "B", "C"), `zero_init_residual` (bool), `in_channels` (int), `stride_in_1x1`
+    (bool, bottleneck networks only), and for the CIFAR networks `width` (channels of the first stage, 16 in
+    the paper). A pre-activation bottleneck network records its `stride_in_1x1` in the spec even when it was
+    not given (see the module docstring).
     """
     parsed = parse_model_name(name)
     if name in _BUILDERS:
@@ -435,7 +483,45 @@ def get_model(name: str, num_classes: int = 10, **options: Any) -> ResNet:
         )
     model = builder(num_classes, **options)
     model.spec = {"name": name, "num_classes": num_classes, **options}
+    if _is_preact_bottleneck(model):
+        model.spec["stride_in_1x1"] = model.stride_in_1x1
     return model
+
+
+def _is_preact_bottleneck(model: ResNet) -> bool:
+    return isinstance(model.layer1[0], PreActBottleneck)
+
+
+# Keys only an older pre-activation checkpoint has: the BN that followed a projection shortcut (issue 22).
+_OLD_PREACT_SHORTCUT_BN = re.compile(r"layer\d\.\d+\.downsample\.1\.")
+
+
+def legacy_checkpoint_problem(spec: dict[str, Any], keys: Collection[str]) -> str | None:
+    """Why a checkpoint's spec and weight names come from before the pre-activation fix, or None if they do not.
+
+    Until then, pre-activation projection shortcuts had a BN after their 1x1 conv (neither of the authors'
+    codebases has one), and pre-activation bottleneck networks put their stride on the 3x3 conv and did not
+    record `stride_in_1x1`. Such weights cannot be loaded into the current networks: this says why.
+    """
+    try:
+        family, depth = parse_model_name(spec["name"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if family != "preact":
+        return None
+    fix = (
+        "resnet_lab's pre-activation networks now follow the authors' code (resnet-pre-act.lua): a projection "
+        "shortcut is a bare 1x1 conv on the BN-ReLU output, and a bottleneck network puts its stride on the "
+        "first 1x1 conv. Retrain the network with this version"
+    )
+    if any(_OLD_PREACT_SHORTCUT_BN.match(key) for key in keys):
+        return f"its projection shortcuts have a BN, as resnet_lab built them before. {fix}."
+    if depth > PREACT_BOTTLENECK_ABOVE and "stride_in_1x1" not in spec:
+        return (
+            "its spec does not record stride_in_1x1, so it was written before the stride of pre-activation "
+            f"bottleneck networks moved to the first 1x1 conv. {fix}."
+        )
+    return None
 
 
 __all__ = [
@@ -445,6 +531,7 @@ __all__ = [
     "ResNet",
     "cifar_blocks_per_stage",
     "get_model",
+    "legacy_checkpoint_problem",
     "list_models",
     "model_label",
     "parse_model_name",

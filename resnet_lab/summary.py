@@ -57,6 +57,25 @@ def _count_flops(model: nn.Module, input_size: Sequence[int]) -> FlopCounterMode
     return counter
 
 
+def conv2d_macs(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    output_size: int | tuple[int, int],
+    groups: int = 1,
+) -> int:
+    """Multiply-accumulates of a 2-D convolution on one image, counted by hand from its shapes.
+
+    Each of the `out_channels * H_out * W_out` output values is a dot product of `in_channels / groups * k_h * k_w`
+    products; the bias (one addition per output) is not counted, as in `count_macs`.
+    """
+    k_h, k_w = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    h_out, w_out = (output_size, output_size) if isinstance(output_size, int) else output_size
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}.")
+    return out_channels * h_out * w_out * (in_channels // groups) * k_h * k_w
+
+
 def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> int:
     """Multiply-accumulates of one forward pass on a batch of `input_size` (convolutions and linear layers).
 
@@ -168,6 +187,7 @@ def layer_table(
 __all__ = [
     "LayerRow",
     "LayerTable",
+    "conv2d_macs",
     "count_macs",
     "count_parameters",
     "format_table",

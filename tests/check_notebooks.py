@@ -1,9 +1,11 @@
 """Check the committed notebooks before they reach the book.
 
-Every notebook in notebooks/ must be listed in _toc.yml, open with the title cell and the shared set-up cell,
-carry outputs from one top-to-bottom run in normal (not smoke) mode (except the solution cells, committed without
-outputs), contain no error outputs outside cells tagged `raises-exception`, keep the state of every widget it
-displays, hold no per-cell timing metadata, and use only the portable markup (tests/notebook_markup.py).
+Every notebook in notebooks/ must be listed in _toc.yml, open with the title cell (`# Chapter N. ...`, or
+`# Appendix X. ...` for notebooks/appendix_*.ipynb, lettered A, B, ... in the order of _toc.yml) and the shared
+set-up cell, carry outputs from one top-to-bottom run in normal (not smoke) mode (except the solution cells,
+committed without outputs), contain no error outputs outside cells tagged `raises-exception`, keep the state of
+every widget it displays, hold no per-cell timing metadata, and use only the portable markup
+(tests/notebook_markup.py).
 
 Usage: python tests/check_notebooks.py [--clear-solutions] [NOTEBOOK ...]   (default: every notebooks/*.ipynb)
 --clear-solutions first removes the outputs of the cells tagged `solution` (`make notebooks` does it after
@@ -22,15 +24,19 @@ from pathlib import Path
 
 import nbformat
 import yaml
-from notebook_markup import chapter_id, markup_problems  # tests/ is on sys.path, as for this script
+from notebook_markup import APPENDIX_TITLE, chapter_id, markup_problems, notebook_title  # tests/ is on sys.path
+from version_check import package_version  # tests/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SETUP_CELL = """\
-# Set-up: on Colab, install the companion package; elsewhere this only picks the device.
+# The first code cell of every notebook. On Colab it installs the release this book was built with (a tag, never
+# a branch, so that later commits cannot break a chapter); tests/test_version.py checks the version everywhere.
+SETUP_CELL = f"""\
+# Set-up: on Colab, install the companion package at the release this book was built
+# with; elsewhere this only picks the device. setup() prints the version in use.
 import sys
 if "google.colab" in sys.modules:
-    %pip install -q "resnet_lab @ git+https://github.com/resnet-lab/resnet-lab@main"
+    %pip install -q "resnet_lab @ git+https://github.com/resnet-lab/resnet-lab@v{package_version()}"
 import resnet_lab
 device = resnet_lab.setup()"""
 
@@ -39,18 +45,23 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 MAX_BYTES = 1_000_000
 # An absolute path of the machine that ran the notebook: committed files never name one (nor a site-packages).
 LOCAL_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|Users|tmp|opt|usr)/[\w.-]+|site-packages")
-REFRESH_HINT = "re-run it with `make notebooks` (or the nbconvert command in CONTEXT.md)"
+REFRESH_HINT = "re-run it with `make notebooks` (or the nbconvert command of its `notebooks` target)"
 
 
 def toc_entries(toc_path: Path) -> set[str]:
     """Every `root` and `file` entry of a Jupyter Book _toc.yml, as a path without extension."""
-    entries: set[str] = set()
+    return set(toc_files(toc_path))
+
+
+def toc_files(toc_path: Path) -> list[str]:
+    """The `root` and `file` entries of a Jupyter Book _toc.yml in reading order, as paths without extension."""
+    entries: list[str] = []
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in ("root", "file") and isinstance(value, str):
-                    entries.add(_strip_suffix(value))
+                    entries.append(_strip_suffix(value))
                 else:
                     walk(value)
         elif isinstance(node, list):
@@ -111,13 +122,16 @@ def check_notebook(path: Path, toc: set[str], root: Path = ROOT) -> list[str]:
         title = cells[0].source.lstrip().splitlines()[0]
         if number and not re.match(rf"# Chapter {int(number.group(1))}\. \S", title):
             problems.append(f"title {title!r} should read `# Chapter {int(number.group(1))}. ...`")
+        if path.name.startswith("appendix_") and not APPENDIX_TITLE.match(title):
+            problems.append(f"title {title!r} should read `# Appendix X. ...`, X its letter (A, B, ...), which "
+                            "numbers its sections, equations, figures and exercises (X.1, X.2, ...)")
 
     code_cells = [c for c in cells if c.cell_type == "code"]
     if not code_cells:
         return problems + ["has no code cell; the first code cell must be the shared set-up cell"]
     setup = code_cells[0]
     if setup.source.strip() != SETUP_CELL:
-        problems.append("first code cell is not exactly the shared set-up cell (copy it from CONTEXT.md)")
+        problems.append("first code cell is not exactly the shared set-up cell (tests/check_notebooks.py: SETUP_CELL)")
 
     if nb.metadata.get("kernelspec", {}).get("name") != "python3":
         problems.append("metadata.kernelspec.name must be 'python3' (Colab and nbconvert start that kernel)")
@@ -160,7 +174,8 @@ def check_notebook(path: Path, toc: set[str], root: Path = ROOT) -> list[str]:
         if lost:
             problems.append(f"displays {len(lost)} widget(s) whose state was not saved (metadata.widgets "
                             f"lacks {lost[0]}...); the book would show them blank: {REFRESH_HINT}")
-    return problems + markup_problems(nb, chapter_id(path))
+    title = cells[0].source.strip().splitlines()[0] if cells and cells[0].source.strip() else ""
+    return problems + markup_problems(nb, chapter_id(path, title))
 
 
 def _execution_problems(code_cells: list) -> list[str]:
@@ -205,6 +220,9 @@ def check_all(paths: Iterable[Path] | None = None, root: Path = ROOT) -> dict[st
     dangling = sorted(e for e in toc if not any((root / f"{e}{s}").exists() for s in (".ipynb", ".md")))
     if dangling:
         report["_toc.yml"] = [f"lists {e}, which does not exist" for e in dangling]
+    lettering = appendix_lettering_problems(root, toc_files(toc_path))
+    if lettering:
+        report.setdefault("_toc.yml", []).extend(lettering)
 
     paths = sorted((root / "notebooks").glob("*.ipynb")) if paths is None else [Path(p) for p in paths]
     if not paths:
@@ -214,6 +232,17 @@ def check_all(paths: Iterable[Path] | None = None, root: Path = ROOT) -> dict[st
         if problems:
             report[str(path)] = problems
     return report
+
+
+def appendix_lettering_problems(root: Path, files: list[str]) -> list[str]:
+    """The appendix notebooks must be lettered A, B, C, ... in the order in which _toc.yml lists them."""
+    appendices = [root / f"{entry}.ipynb" for entry in files if Path(entry).name.startswith("appendix_")]
+    letters = [chapter_id(path, notebook_title(path)) for path in appendices if path.exists()]
+    expected = [chr(ord("A") + k) for k in range(len(letters))]
+    if None in letters or letters == expected:
+        return []  # a title without a letter is reported with its notebook
+    return [f"lists the appendices lettered {', '.join(letters)}; in the order of _toc.yml they must be "
+            f"{', '.join(expected)}: fix their titles (`# Appendix X. ...`) or their order"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 `markup_problems(nb, chapter)` lists every place where a notebook leaves that subset (a MyST directive or role
 would show as raw text in Jupyter and Colab) or where its hand-typed numbers do not add up: equation tags,
-exercises and figures are numbered C.1, C.2, ... in order within a chapter, every "(C.N)", "exercise C.N" and
+exercises and figures are numbered C.1, C.2, ... in order within a chapter (C is the chapter's number, or an
+appendix's letter), every "(C.N)", "exercise C.N" and
 "figure C.N" in the prose points at one that exists, every figure has a caption cell and alt text, and every
 citation link is an entry of book/references.bib. Used by tests/check_notebooks.py.
 """
@@ -35,12 +36,36 @@ ANY_EXERCISE = re.compile(r"^>\s*\*\*Exercise\b", re.MULTILINE)
 CAPTION = re.compile(r"^\*\*Figure ([A-Z0-9]+\.\d+)\.\*\*\s+\S")
 
 
-def chapter_id(path: Path) -> str | None:
-    """'2' for notebooks/02_residual_math.ipynb, 'A' for notebooks/appendix_*.ipynb, None otherwise."""
+APPENDIX_TITLE = re.compile(r"#\s+Appendix ([A-Z])\.\s")
+
+
+def chapter_id(path: Path, title: str | None = None) -> str | None:
+    """What the chapter's numbers start with: '2' for notebooks/02_residual_math.ipynb; for an appendix
+    (notebooks/appendix_*.ipynb) the letter of its title, 'B' for "# Appendix B. Batch normalization"; else None.
+
+    `title` is the first line of the notebook; when it is not given, it is read from the file.
+    """
     number = re.match(r"(\d+)_", path.name)
     if number:
         return str(int(number.group(1)))
-    return "A" if path.name.startswith("appendix_") else None
+    if not path.name.startswith("appendix_"):
+        return None
+    if title is None:
+        title = notebook_title(path)
+    letter = APPENDIX_TITLE.match(title)
+    return letter.group(1) if letter else None
+
+
+def notebook_title(path: Path) -> str:
+    """The first line of a notebook's first cell, if that is a markdown cell; else ''."""
+    try:
+        cells = nbformat.read(path, as_version=nbformat.NO_CONVERT).cells
+    except (OSError, ValueError):  # a missing or unreadable file: check_notebooks reports it
+        return ""
+    if not cells or cells[0].cell_type != "markdown":
+        return ""
+    lines = cells[0].source.strip().splitlines()
+    return lines[0] if lines else ""
 
 
 @cache

@@ -16,7 +16,7 @@ from resnet_lab.blocks import (
     init_weights,
     make_shortcut,
 )
-from resnet_lab.summary import count_parameters
+from resnet_lab.summary import count_macs, count_parameters
 
 PREACT_BLOCKS = (PreActBlock, PreActBottleneck)
 
@@ -56,7 +56,7 @@ def test_shortcut_options_follow_the_paper():
     assert make_shortcut("A", 16, 16, 1) is None
     assert make_shortcut("B", 16, 16, 1) is None
     assert isinstance(make_shortcut("C", 16, 16, 1), nn.Sequential)
-    # Shape changes: A pads without parameters, B and C project with a 1x1 conv and a BN.
+    # Shape changes: A pads without parameters; in the original blocks, B and C project with a 1x1 conv and a BN.
     assert isinstance(make_shortcut("A", 16, 32, 2), PadShortcut)
     for option in "BC":
         conv, bn = make_shortcut(option, 16, 32, 2)
@@ -64,6 +64,47 @@ def test_shortcut_options_follow_the_paper():
         assert isinstance(bn, nn.BatchNorm2d)
     # Plain blocks have no shortcut at all.
     assert all(make_shortcut(option, 16, 32, 2, residual=False) is None for option in "ABC")
+
+
+def test_preact_projection_is_a_bare_strided_conv():
+    """As in resnet-pre-act.lua and preresnet.lua: a 1x1 conv with the block's stride, no BN after it."""
+    conv = make_shortcut("B", 16, 32, 2, preact=True)
+    assert isinstance(conv, nn.Conv2d)
+    assert conv.kernel_size == (1, 1) and conv.stride == (2, 2) and conv.bias is None
+    assert isinstance(make_shortcut("C", 32, 32, 1, preact=True), nn.Conv2d)
+    assert make_shortcut("B", 32, 32, 1, preact=True) is None
+    assert isinstance(make_shortcut("A", 16, 32, 2, preact=True), PadShortcut)
+
+
+@pytest.mark.parametrize("block", PREACT_BLOCKS)
+@pytest.mark.parametrize("shortcut", ["B", "C"])
+def test_preact_block_projection_has_no_batch_norm(block, shortcut):
+    module = block(16, 32 // block.expansion, stride=2, shortcut=shortcut)
+    assert isinstance(module.downsample, nn.Conv2d) and module.projection
+    assert module.downsample.stride == (2, 2) and module.downsample.out_channels == 32
+    # The block's only BNs are those of its branch: one per convolution of F.
+    batch_norms = [name for name, m in module.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert batch_norms == (["bn1", "bn2"] if block is PreActBlock else ["bn1", "bn2", "bn3"])
+    without_shortcut = count_parameters(block(16, 32 // block.expansion, stride=2, shortcut="A"))
+    assert count_parameters(module) == without_shortcut + 16 * 32  # the 1x1 weights, nothing else
+
+
+@pytest.mark.parametrize("block", PREACT_BLOCKS)
+@pytest.mark.parametrize("shortcut", ["A", "B", "C"])
+def test_preact_shortcut_input(block, shortcut):
+    """A projection reads the shared BN-ReLU output; option A (no parameters) reads x itself."""
+    module = block(8, 16 // block.expansion, stride=2, shortcut=shortcut).train()
+    seen = []
+    module.downsample.register_forward_hook(lambda _, inputs, output: seen.append(inputs[0].clone()))
+    x = torch.randn(4, 8, 6, 6)
+    with torch.no_grad():
+        activated = torch.relu(nn.functional.batch_norm(x, None, None, module.bn1.weight, module.bn1.bias,
+                                                         training=True))
+        module(x)
+    expected = x if shortcut == "A" else activated
+    assert len(seen) == 1 and torch.allclose(seen[0], expected, atol=1e-5)
+    # BN updates its running statistics once per forward pass: the two paths share one BN-ReLU.
+    assert module.bn1.num_batches_tracked.item() == 1
 
 
 def test_unknown_shortcut_message():
@@ -104,6 +145,47 @@ def test_bottleneck_strides_on_the_3x3_conv_like_torchvision():
     block = Bottleneck(64, 64, stride=2)
     assert block.conv1.stride == (1, 1) and block.conv2.stride == (2, 2)
     assert block.conv3.out_channels == 256
+
+
+BOTTLENECKS = (Bottleneck, PreActBottleneck)
+
+
+@pytest.mark.parametrize("block", BOTTLENECKS)
+@pytest.mark.parametrize("stride_in_1x1", [False, True])
+def test_bottleneck_stride_placement(block, stride_in_1x1):
+    """False: stride on the 3x3 (torchvision, fb.resnet.torch); True: on the first 1x1 (v1, resnet-pre-act.lua)."""
+    module = block(32, 16, stride=2, shortcut="B", stride_in_1x1=stride_in_1x1)
+    assert module.stride_in_1x1 is stride_in_1x1
+    strided, unstrided = (module.conv1, module.conv2) if stride_in_1x1 else (module.conv2, module.conv1)
+    assert strided.stride == (2, 2) and unstrided.stride == (1, 1) and module.conv3.stride == (1, 1)
+    # The 3x3 conv sees the halved map only when the 1x1 before it strides.
+    sizes = []
+    module.conv2.register_forward_hook(lambda _, inputs, output: sizes.append(tuple(inputs[0].shape[2:])))
+    out = module(torch.randn(2, 32, 7, 7))
+    # floor((7 + 2*0 - 1)/2) + 1 = floor((7 + 2*1 - 3)/2) + 1 = 4: either placement gives the same output size.
+    assert out.shape == (2, 64, 4, 4)
+    assert sizes == [(4, 4) if stride_in_1x1 else (7, 7)]
+    # Same parameters, fewer multiply-accumulates when the 3x3 works at the lower resolution.
+    other = block(32, 16, stride=2, shortcut="B", stride_in_1x1=not stride_in_1x1)
+    assert count_parameters(module) == count_parameters(other)
+    macs, other_macs = count_macs(module, (1, 32, 8, 8)), count_macs(other, (1, 32, 8, 8))
+    assert (macs < other_macs) is stride_in_1x1
+
+
+@pytest.mark.parametrize("block", BOTTLENECKS)
+def test_stride_in_1x1_defaults_to_torchvision_and_is_checked(block):
+    assert block(8, 4, stride=2).stride_in_1x1 is False
+    with pytest.raises(TypeError, match="stride_in_1x1 must be True or False, got int 1"):
+        block(8, 4, stride=2, stride_in_1x1=1)
+    # Keyword-only: a fourth positional argument stays the shortcut option.
+    with pytest.raises(TypeError):
+        block(8, 4, 2, "B", True, True)
+
+
+@pytest.mark.parametrize("block", [BasicBlock, PreActBlock])
+def test_basic_blocks_have_no_stride_option(block):
+    with pytest.raises(TypeError, match="stride_in_1x1"):
+        block(8, 8, stride=2, stride_in_1x1=True)
 
 
 def test_convs_before_bn_have_no_bias():

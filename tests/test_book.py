@@ -59,7 +59,7 @@ CHAPTER_CELLS = [
     ("markdown", "> **Exercise 9.1: Fold a batch norm.**\n> Write `fold_bn`."),
     ("code", "x = 1"),
     ("solution", '# The reference solution: run this cell to show it and check it.\n'
-                 'from resnet_lab.exercises import show_solution\n\nshow_solution("ch2", "fold_bn")'),
+                 'from resnet_lab.exercises import show_solution\n\nshow_solution("batch_norm", "fold_bn")'),
     ("markdown", "**Figure 9.1.** A caption."),
 ]
 

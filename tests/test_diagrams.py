@@ -107,3 +107,49 @@ def test_preactivation_projection_splits_after_the_shared_bn_relu():
     assert skip_top(projection) < first_relu_y(projection)
     zeropad = diagrams.draw_block("preact", "zeropad", planes=32)
     assert skip_top(zeropad) > first_relu_y(zeropad)
+
+
+@pytest.mark.parametrize("kind", ["preact", "preact_bottleneck"])
+def test_preactivation_projection_has_no_batch_norm(kind):
+    """As in resnet_lab.blocks and the authors' code: the pre-activation projection is a bare 1x1 conv."""
+    ax = diagrams.draw_block(kind, "projection", planes=32)
+    shortcut_x = max(t.get_position()[0] for t in ax.texts if "conv" in t.get_text())
+    on_shortcut = [t.get_text() for t in ax.texts if t.get_position()[0] == shortcut_x]
+    assert any(text.startswith("1×1 conv, ") and text.endswith("/2") for text in on_shortcut)
+    assert "BN" not in on_shortcut
+    branch_bns = 2 if kind == "preact" else 3
+    assert _texts(ax).count("BN") == branch_bns
+    # The original block keeps the BN after its projection.
+    original = diagrams.draw_block("basic", "projection", planes=32)
+    assert _texts(original).count("BN") == 3
+
+
+@pytest.mark.parametrize("kind", ["bottleneck", "preact_bottleneck"])
+def test_stride_in_1x1_moves_the_stride_label(kind):
+    convs = [label for layer, label in diagrams.block_layers(kind, 16, 2, stride_in_1x1=True) if layer == "conv"]
+    assert convs == ["1×1 conv, 16, /2", "3×3 conv, 16", "1×1 conv, 64"]
+    ax = diagrams.draw_block(kind, "projection", planes=16, stride_in_1x1=True)
+    assert "1×1 conv, 16, /2" in _texts(ax)
+    with pytest.raises(ValueError, match="bottleneck blocks only"):
+        diagrams.block_layers("basic", 16, 2, stride_in_1x1=True)
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding", [(5, 3, 2, 1), (7, 1, 2, 0), (6, 3, 1, 1)])
+def test_conv_windows_follow_the_output_size_rule(size, kernel, stride, padding):
+    ax = diagrams.draw_conv_windows(size, kernel, stride, padding)
+    out = (size + 2 * padding - kernel) // stride + 1  # floor((H + 2p - k) / s) + 1
+    padded = size + 2 * padding
+    texts = _texts(ax)
+    assert f"output {out}×{out}" in texts and f"input {size}×{size}, padded to {padded}×{padded}" in texts
+    assert texts.count("0") == padded**2 - size**2  # one zero per padding cell
+    outlines = [p for p in ax.patches if not p.get_fill()]
+    # The windows of outputs (0, 0) and (0, 1): kernel wide, `stride` apart.
+    assert len(outlines) == min(out, 2)
+    assert all(round(p.get_width() + 2 * (p.get_x() - stride * j)) == kernel for j, p in enumerate(outlines))
+
+
+def test_conv_windows_reject_impossible_layers():
+    with pytest.raises(ValueError, match="does not fit"):
+        diagrams.draw_conv_windows(2, 5, 1, 0)
+    with pytest.raises(ValueError, match="stride must be an int of at least 1"):
+        diagrams.draw_conv_windows(5, 3, 0, 1)

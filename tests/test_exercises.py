@@ -23,13 +23,14 @@ import nbformat
 import pytest
 import torch
 
-from resnet_lab.exercises import Verdict, ch2, run_check, show_solution, solution_source
+from resnet_lab.exercises import Verdict, batch_norm, ch2, run_check, show_solution, solution_source
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ROLES = ("stub", "solution")
 SOLUTIONS = ROOT / "resnet_lab" / "exercises" / "solutions"
-CHECKER_NAME = re.compile(r"(ch\d+|appendix)\.check_\w+")
+# A module of resnet_lab.exercises (chN, appendix, batch_norm, ...), then one of its check_ functions.
+CHECKER_NAME = re.compile(r"[a-z][a-z0-9_]*\.check_\w+")
 
 
 def exercise_cells() -> list[tuple[str, int, nbformat.NotebookNode]]:
@@ -63,7 +64,7 @@ def metadata_problems(cell: nbformat.NotebookNode) -> list[str]:
     checker = meta.get("checker")
     well_formed = isinstance(checker, str) and CHECKER_NAME.fullmatch(checker)
     if not well_formed:
-        problems.append(f"checker {checker!r} must read 'chN.check_something' or 'appendix.check_something'")
+        problems.append(f"checker {checker!r} must read 'module.check_something' (chN, appendix, batch_norm)")
     else:
         try:
             resolve_checker(checker)
@@ -219,17 +220,17 @@ def test_run_check_turns_other_exceptions_into_a_hint():
 
 
 def test_show_solution_shows_the_file_and_runs_its_checker(capsys):
-    verdict = show_solution("ch2", "fold_bn")
+    verdict = show_solution("batch_norm", "fold_bn")
     assert isinstance(verdict, Verdict) and verdict
     out = capsys.readouterr().out
     assert "def fold_bn" in out and "PASS: " in out  # outside Jupyter the code is printed as text
 
 
 def test_show_solution_names_the_solutions_when_one_is_unknown():
-    with pytest.raises(ValueError, match="ch2_fold_bn"):
-        solution_source("ch2", "no_such_answer")
+    with pytest.raises(ValueError, match="batch_norm_fold_bn"):
+        solution_source("batch_norm", "no_such_answer")
     with pytest.raises(ValueError, match="plain names"):
-        solution_source("../ch2", "fold_bn")
+        solution_source("../batch_norm", "fold_bn")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -281,6 +282,11 @@ def test_check_stack_jacobian_hints(answer, hint, capsys):
         assert hint in verdict.message
 
 
+# ------------------------------------------------------------------------------------------------------------
+# Appendix B checkers (resnet_lab.exercises.batch_norm)
+# ------------------------------------------------------------------------------------------------------------
+
+
 def _bn(dims=(0, 2, 3), unbiased=False, eps_place="inside", affine=True):
     def batch_norm(x, gamma, beta, eps):
         mean = x.mean(dim=dims, keepdim=True)
@@ -302,7 +308,7 @@ def _bn(dims=(0, 2, 3), unbiased=False, eps_place="inside", affine=True):
     (_bn(affine=False), ["gamma and beta are not applied"]),
 ])
 def test_check_batch_norm_train_hints(answer, hints, capsys):
-    verdict = ch2.check_batch_norm_train(answer)
+    verdict = batch_norm.check_batch_norm_train(answer)
     assert bool(verdict) is (not hints)
     for hint in hints:
         assert hint in verdict.message
@@ -310,7 +316,7 @@ def test_check_batch_norm_train_hints(answer, hints, capsys):
 
 def test_batch_norm_reference_matches_pytorch_module():
     """The checker's reference (F.batch_norm, training=True) is what nn.BatchNorm2d computes in train mode."""
-    x, gamma, beta = ch2._bn_case(0, (4, 3, 5, 2))
+    x, gamma, beta = batch_norm._bn_case(0, (4, 3, 5, 2))
     module = torch.nn.BatchNorm2d(3, eps=1e-3).double().train()
     with torch.no_grad():
         module.weight.copy_(gamma)
@@ -338,23 +344,24 @@ def _fold(eps=True, scale_conv_bias=True, subtract_mean=True):
     (lambda conv, bn: (conv.weight.detach(), conv.bias.detach()), "its own scale"),
 ])
 def test_check_fold_bn_hints(answer, hint, capsys):
-    verdict = ch2.check_fold_bn(answer)
+    verdict = batch_norm.check_fold_bn(answer)
     assert bool(verdict) is (hint is None)
     if hint:
         assert hint in verdict.message
 
 
+FOLD = "batch_norm.check_fold_bn"
+
+
 @pytest.mark.parametrize("metadata, source, problem", [
-    ({"checker": "ch2.check_fold_bn", "answer": "fold_bn", "role": "stub"}, "ch2.check_fold_bn(fold_bn)", None),
-    ({"checker": "ch2.check_fold_bn", "answer": "fold_bn", "role": "draft"}, "ch2.check_fold_bn(fold_bn)",
-     "role"),
-    ({"checker": "ch2.check_missing", "answer": "f", "role": "stub"}, "ch2.check_missing(f)", "cannot be found"),
+    ({"checker": FOLD, "answer": "fold_bn", "role": "stub"}, f"{FOLD}(fold_bn)", None),
+    ({"checker": FOLD, "answer": "fold_bn", "role": "draft"}, f"{FOLD}(fold_bn)", "role"),
+    ({"checker": "batch_norm.check_missing", "answer": "f", "role": "stub"}, "batch_norm.check_missing(f)",
+     "cannot be found"),
     ({"checker": "fold_bn", "answer": "f", "role": "stub"}, "fold_bn(f)", "must read"),
-    ({"checker": "ch2.check_fold_bn", "answer": "not a name", "role": "stub"}, "ch2.check_fold_bn(x)",
-     "answer"),
-    ({"checker": "ch2.check_fold_bn", "answer": "fold_bn", "role": "stub"}, "def fold_bn(): ...",
-     "does not end by calling"),
-    ({"checker": "ch2.check_fold_bn", "answer": "fold_bn"}, "ch2.check_fold_bn(fold_bn)", "keys"),
+    ({"checker": FOLD, "answer": "not a name", "role": "stub"}, f"{FOLD}(x)", "answer"),
+    ({"checker": FOLD, "answer": "fold_bn", "role": "stub"}, "def fold_bn(): ...", "does not end by calling"),
+    ({"checker": FOLD, "answer": "fold_bn"}, f"{FOLD}(fold_bn)", "keys"),
 ])
 def test_metadata_validation_catches_each_defect(metadata, source, problem):
     cell = nbformat.v4.new_code_cell(source)
@@ -368,5 +375,5 @@ def test_metadata_validation_catches_each_defect(metadata, source, problem):
 
 def test_metadata_on_a_markdown_cell_is_reported():
     cell = nbformat.v4.new_markdown_cell("text")
-    cell.metadata["exercise"] = {"checker": "ch2.check_fold_bn", "answer": "fold_bn", "role": "stub"}
+    cell.metadata["exercise"] = {"checker": FOLD, "answer": "fold_bn", "role": "stub"}
     assert "markdown cell" in metadata_problems(cell)[0]

@@ -57,25 +57,78 @@ def test_run_order_puts_the_extremes_first():
         "plain20", "resnet20", "plain56", "resnet56", "plain32", "resnet32", "plain44", "resnet44"]
 
 
-def test_findings_compare_each_depth_with_the_next_and_each_twin():
-    def row(model, train, val):
-        return {"model": model, "train_err_%": train, "val_err_%": val}
+def _row(model, train, val):
+    return {"model": model, "train_err_%": train, "val_err_%": val}
 
+
+def test_findings_compare_each_depth_with_the_next_and_each_twin():
     # Out of order on purpose, and 110 must come after 56 (depths compare as numbers, not strings).
-    rows = [row("plain110", 12.0, 18.0), row("resnet20", 7.0, 12.0), row("plain20", 8.0, 14.0),
-            row("plain56", 10.0, 15.0), row("resnet56", 5.0, 12.0)]
+    rows = [_row("plain110", 12.0, 18.0), _row("resnet20", 7.0, 12.0), _row("plain20", 8.0, 14.0),
+            _row("plain56", 10.0, 15.0), _row("resnet56", 5.0, 11.8)]
     assert experiments.depth_sweep_findings(rows) == [
-        "- plain56 against plain20: training error higher (10.00% vs 8.00%), validation error higher "
+        "- plain-56 against plain-20: training error higher (10.00% vs 8.00%), validation error higher "
         "(15.00% vs 14.00%).",
-        "- plain110 against plain56: training error higher (12.00% vs 10.00%), validation error higher "
+        "- plain-110 against plain-56: training error higher (12.00% vs 10.00%), validation error higher "
         "(18.00% vs 15.00%).",
-        "- resnet56 against resnet20: training error lower (5.00% vs 7.00%), validation error the same "
-        "(12.00% vs 12.00%).",
-        "- resnet20 against plain20: training error lower (7.00% vs 8.00%), validation error lower (12.00% vs 14.00%).",
-        "- resnet56 against plain56: training error lower (5.00% vs 10.00%), validation error lower "
-        "(12.00% vs 15.00%).",
+        "- ResNet-56 against ResNet-20: training error lower (5.00% vs 7.00%), validation error lower "
+        "(11.80% vs 12.00%, within seed noise).",
+        "- ResNet-20 against plain-20: training error lower (7.00% vs 8.00%), validation error lower "
+        "(12.00% vs 14.00%).",
+        "- ResNet-56 against plain-56: training error lower (5.00% vs 10.00%), validation error lower "
+        "(11.80% vs 15.00%).",
     ]
     assert experiments.depth_sweep_findings(rows[:1]) == []
+    # The threshold is an argument: with none, no difference is within noise.
+    assert "within seed noise" not in "".join(experiments.depth_sweep_findings(rows, threshold=0))
+
+
+def test_noise_threshold_is_two_standard_deviations_of_a_difference_of_two_runs():
+    assert experiments.noise_threshold(1.0) == pytest.approx(2 * 2 ** 0.5)
+    assert experiments.noise_threshold() == pytest.approx(2 * 2 ** 0.5 * experiments.SEED_STD_PCT)
+    assert experiments.SEED_STD_PCT == 0.16  # He et al. 2016, Table 6: ResNet-110, 6.61 +- 0.16 over 5 runs
+
+
+def test_verdict_states_each_trend_and_names_the_differences_within_seed_noise():
+    rows = [_row("plain20", 8.0, 14.0), _row("plain32", 10.0, 15.0), _row("resnet20", 7.0, 12.0),
+            _row("resnet32", 6.9, 11.0)]
+    verdict = experiments.depth_sweep_verdict(rows)
+    assert verdict[0] == ("1 plain step: all raise the training error (by 2.00 points, all beyond seed "
+                          "noise); all raise the validation error (by 1.00 points, all beyond seed noise).")
+    assert verdict[1].startswith("1 residual step: all lower the training error (by 0.10 points, 0 of "
+                                 "them beyond seed noise)")
+    assert verdict[3].startswith("Verdict: as in He et al.'s figure 6, every plain step in depth degrades, every "
+                                 "residual step improves and every ResNet beats its plain twin")
+    assert verdict[3].endswith("though not every difference exceeds seed noise (below).")
+    assert "= 0.45 points" in verdict[4]
+    assert verdict[4].endswith("Within that: ResNet-32 vs ResNet-20 (training error, 0.10). Their direction could "
+                               "flip with another seed.")
+    # A larger seed noise swallows more; a residual step that does not improve breaks the verdict.
+    assert "validation error, 1.00" in experiments.depth_sweep_verdict(rows, seed_std=0.5)[-1]
+    rows[3] = _row("resnet32", 7.5, 11.0)
+    worse = experiments.depth_sweep_verdict(rows)
+    assert "1 of the 1" not in worse[1] and "none lowers the training error" in worse[1]
+    assert worse[3].startswith("Verdict: these runs do not reproduce every trend")
+    assert experiments.depth_sweep_verdict([]) == []
+
+
+def test_table_rows_carry_the_published_error_and_the_running_error(tmp_path):
+    record = {"model": "resnet20", "family": "resnet", "depth": 20, "provenance": {"device": "cpu"},
+              "epochs": [{"train_err": 0.1234}], "final": {"epochs": 30, "train_eval_err": 0.0686,
+                                                            "val_err": 0.1286, "wall_seconds": 600}}
+    (tmp_path / "resnet20.json").write_text(json.dumps(record))
+    (tmp_path / "plain20.json").write_text(json.dumps({**record, "model": "plain20", "family": "plain"}))
+    rows = experiments.depth_sweep_table(tmp_path)
+    assert [r["published_err_%"] for r in rows] == [None, 8.75]  # Table 6 has no plain networks
+    assert rows[1]["running_err_%"] == 12.34 and rows[1]["train_err_%"] == 6.86
+    assert experiments.format_depth_sweep_table(rows).splitlines() == [
+        "network    epochs  train err %  val err %  He et al. test err %",
+        "plain-20       30         6.86      12.86                     -",
+        "ResNet-20      30         6.86      12.86                  8.75",
+    ]
+    narrow = experiments.format_depth_sweep_table(rows, ("running_err_%", "wall_min"))
+    assert narrow.splitlines()[2] == "ResNet-20          12.34     10.0"
+    with pytest.raises(ValueError, match="unknown column"):
+        experiments.format_depth_sweep_table(rows, ("accuracy",))
 
 
 @pytest.mark.parametrize("name", ["preact_resnet110", "resnet18", "resnet18_cifar"])
@@ -435,8 +488,8 @@ def test_sweep_writes_one_record_per_network(sweep):
     table = experiments.depth_sweep_table(results_path / "depth_sweep")
     assert [row["model"] for row in table] == ["plain8", "resnet8"]
     readme = (results_path / "depth_sweep" / "README.md").read_text()
-    assert "| plain8 | 2 |" in readme and "| resnet8 | 2 |" in readme
-    assert "## What the data show" in readme and "- resnet8 against plain8: training error " in readme
+    assert "| plain-8 | 2 |" in readme and "| ResNet-8 | 2 |" in readme
+    assert "## What the data show" in readme and "- ResNet-8 against plain-8: training error " in readme
 
 
 def test_plain_and_residual_twins_share_the_recipe(sweep):

@@ -8,15 +8,18 @@ import torch
 import torchvision
 from torch import nn
 
-from resnet_lab.blocks import BasicBlock, PreActBlock, PreActBottleneck
+from resnet_lab.blocks import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck
+from resnet_lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from resnet_lab.models import (
     ModelName,
     ResNet,
     get_model,
+    legacy_checkpoint_problem,
     list_models,
     model_label,
     parse_model_name,
     resnet18_cifar,
+    resnet50,
     resnet_cifar,
 )
 from resnet_lab.summary import count_parameters
@@ -51,8 +54,166 @@ def test_listed_names_build():
     with torch.device("meta"):
         models = {name: get_model(name) for name in names}
     assert all(model.spec["name"] == name for name, model in models.items())
-    # The pre-activation paper rounds ResNet-164 to 1.7M parameters.
-    assert round(count_parameters(models["preact_resnet164"]) / 1e6, 1) == 1.7
+    # Parameter counts of the pre-activation networks: test_preact_parameter_counts_against_the_paper.
+
+
+# He et al. 2016b ("Identity mappings"), CIFAR-10 comparison table, parameter column: 1.7M and 10.2M.
+PAPER_PREACT_MILLIONS = {164: 1.7, 1001: 10.2}
+
+
+def _batch_norm_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
+
+
+@pytest.mark.parametrize("depth", PAPER_PREACT_MILLIONS)
+def test_preact_parameter_counts_against_the_paper(depth):
+    """Our pre-activation bottleneck networks against the counts of He et al. 2016b.
+
+    Layer for layer they are resnet-pre-act.lua, the authors' code: a 16-channel 3x3 stem conv, 3 stages of
+    (depth - 2) / 9 bottlenecks at 16/32/64 planes (64/128/256 channels), a bare 1x1 projection where a stage
+    begins, a final BN-ReLU and a 10-way linear layer. ResNet-164 has 1,703,258 parameters: 1.7M, as printed.
+    ResNet-1001 has 10,327,706, which the paper's one decimal would print as 10.3M, not 10.2M. Without the
+    scale and shift of its 2 x 74,608 BN channels it has 10,178,490, which rounds to 10.2M: the paper's count
+    is consistent with leaving BN's parameters out (it does not say how it counted). The stem (432 weights)
+    and the final BN (512) are far too small to explain 0.15M. The earlier BN after each pre-activation
+    projection (896 parameters) was not the cause either.
+    """
+    with torch.device("meta"):  # counts need shapes only; ResNet-1001 would take seconds to initialize
+        model = get_model(f"preact_resnet{depth}")
+    total = count_parameters(model)
+    assert total == {164: 1_703_258, 1001: 10_327_706}[depth]
+    without_bn = total - _batch_norm_parameters(model)
+    assert round(without_bn / 1e6, 1) == PAPER_PREACT_MILLIONS[depth]
+    if depth == 164:
+        assert round(total / 1e6, 1) == PAPER_PREACT_MILLIONS[depth]
+
+
+def test_preact_networks_follow_the_authors_code():
+    """Bare projections on the shared BN-ReLU output, and (bottleneck networks) the stride on the first 1x1."""
+    with torch.device("meta"):
+        deep = get_model("preact_resnet164")
+        shallow = get_model("preact_resnet110")
+    for model in (deep, shallow):
+        projections = [b.downsample for s in (model.layer1, model.layer2, model.layer3) for b in s if b.downsample]
+        assert projections and all(isinstance(p, nn.Conv2d) for p in projections)
+    assert deep.stride_in_1x1 is True and shallow.stride_in_1x1 is None
+    first = deep.layer2[0]
+    assert first.conv1.stride == (2, 2) and first.conv2.stride == (1, 1)
+    assert deep.layer1[0].conv1.stride == (1, 1)  # stage 1 keeps the resolution
+    # fb.resnet.torch's placement on request.
+    with torch.device("meta"):
+        v15 = get_model("preact_resnet164", stride_in_1x1=False)
+    assert v15.layer2[0].conv1.stride == (1, 1) and v15.layer2[0].conv2.stride == (2, 2)
+    assert count_parameters(v15) == count_parameters(deep)
+
+
+@pytest.mark.parametrize(
+    "name, default",
+    [("resnet50", False), ("resnet152", False), ("resnet50_cifar", False), ("preact_resnet164", True)],
+)
+def test_stride_in_1x1_defaults_and_option(name, default):
+    with torch.device("meta"):
+        model = get_model(name)
+        other = get_model(name, stride_in_1x1=not default)
+    for net, flag in ((model, default), (other, not default)):
+        assert net.stride_in_1x1 is flag
+        block = net.layer2[0]
+        assert isinstance(block, (Bottleneck, PreActBottleneck)) and block.stride_in_1x1 is flag
+        assert (block.conv1.stride, block.conv2.stride) == (((2, 2), (1, 1)) if flag else ((1, 1), (2, 2)))
+    assert other.spec["stride_in_1x1"] is (not default)
+
+
+def test_stride_in_1x1_in_the_builders():
+    assert resnet50(stride_in_1x1=True).layer3[0].conv1.stride == (2, 2)
+    assert resnet_cifar(119, bottleneck=True, preact=True, width=4).stride_in_1x1 is True
+    assert resnet_cifar(29, bottleneck=True, width=4).stride_in_1x1 is False  # the original block: torchvision's
+    assert resnet_cifar(29, bottleneck=True, width=4, stride_in_1x1=True).layer2[0].conv1.stride == (2, 2)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34_cifar", "resnet20", "plain20", "preact_resnet110"])
+@pytest.mark.parametrize("value", [True, False])
+def test_stride_in_1x1_refused_for_basic_block_networks(name, value):
+    with pytest.raises(ValueError, match=rf"stride_in_1x1 applies to bottleneck blocks only, and {name} is built"):
+        get_model(name, stride_in_1x1=value)
+
+
+def test_stride_in_1x1_must_be_a_bool():
+    with pytest.raises(TypeError, match="stride_in_1x1 must be True or False, got str 'yes'"):
+        get_model("resnet50", stride_in_1x1="yes")
+
+
+def test_torchvision_resnet50_keeps_its_stride_placement():
+    """The default loads torchvision's weights and matches its outputs; v1 has the same keys but other outputs."""
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet50(weights=None).eval()
+    ours = get_model("resnet50", num_classes=1000).eval()
+    v1 = get_model("resnet50", num_classes=1000, stride_in_1x1=True).eval()
+    assert reference.layer2[0].conv2.stride == ours.layer2[0].conv2.stride == (2, 2)
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    v1.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(ours(x), reference(x))
+        assert not torch.allclose(v1(x), reference(x))
+
+
+def _save(model, path):
+    return save_checkpoint(
+        {"model_spec": model.spec, "model": model.state_dict(), "mean": [0.5] * 3, "std": [0.25] * 3,
+         "classes": [f"c{i}" for i in range(10)]},
+        path,
+    )
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [("resnet50", {"stride_in_1x1": True}), ("preact_resnet119", {"width": 4}),
+     ("preact_resnet119", {"width": 4, "stride_in_1x1": False})],
+)
+def test_stride_in_1x1_round_trips_through_a_checkpoint(tmp_path, name, options):
+    torch.manual_seed(0)
+    model = get_model(name, **options).eval()
+    assert "stride_in_1x1" in model.spec
+    loaded, meta = load_checkpoint(_save(model, tmp_path / "best.pt"))
+    assert meta["model_spec"] == model.spec
+    assert loaded.stride_in_1x1 is model.stride_in_1x1
+    assert loaded.layer2[0].conv1.stride == model.layer2[0].conv1.stride
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_an_older_preact_checkpoint_with_bn_in_the_shortcut_is_refused(tmp_path):
+    """Before issue 22 a pre-activation projection was conv + BN: such weights must not load, and the error says why."""
+    model = get_model("preact_resnet20", width=4)
+    state = model.state_dict()
+    for key in [k for k in state if k.endswith("downsample.weight")]:
+        prefix = key.removesuffix("weight")
+        channels = state[key].shape[0]
+        state[prefix + "0.weight"] = state.pop(key)
+        state[prefix + "1.weight"], state[prefix + "1.bias"] = torch.ones(channels), torch.zeros(channels)
+        state[prefix + "1.running_mean"], state[prefix + "1.running_var"] = torch.zeros(channels), torch.ones(channels)
+        state[prefix + "1.num_batches_tracked"] = torch.tensor(0)
+    path = save_checkpoint(
+        {"model_spec": {"name": "preact_resnet20", "num_classes": 10, "width": 4}, "model": state,
+         "mean": [0.5] * 3, "std": [0.25] * 3, "classes": [f"c{i}" for i in range(10)]},
+        tmp_path / "old.pt",
+    )
+    with pytest.raises(CheckpointError, match=r"older resnet_lab: its projection shortcuts have a BN.*Retrain"):
+        load_checkpoint(path)
+
+
+def test_an_older_preact_bottleneck_checkpoint_is_refused_even_without_projections(tmp_path):
+    """Option A has no shortcut weights, so only the spec tells that the stride sat on the 3x3 conv."""
+    model = get_model("preact_resnet119", width=4, shortcut="A")
+    old_spec = {k: v for k, v in model.spec.items() if k != "stride_in_1x1"}
+    path = _save(model, tmp_path / "old.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["model_spec"] = old_spec
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="does not record stride_in_1x1.*first 1x1 conv"):
+        load_checkpoint(path)
+    assert legacy_checkpoint_problem(model.spec, model.state_dict()) is None
 
 
 def test_cifar_layout():

@@ -7,7 +7,7 @@ import base64
 
 import nbformat
 import pytest
-from check_notebooks import LOCAL_PATH, clear_solutions
+from check_notebooks import LOCAL_PATH, appendix_lettering_problems, check_notebook, clear_solutions
 from notebook_markup import chapter_id, markup_problems
 
 PNG = base64.b64encode(base64.b64decode(
@@ -72,10 +72,54 @@ def test_over_long_code_line_is_reported():
     assert any("code line of 125 characters" in p for p in problems), problems
 
 
-@pytest.mark.parametrize("name, expected", [("03_blocks.ipynb", "3"), ("12_x.ipynb", "12"),
-                                            ("appendix_reading_code.ipynb", "A"), ("scratch.ipynb", None)])
-def test_chapter_id(tmp_path, name, expected):
-    assert chapter_id(tmp_path / name) == expected
+@pytest.mark.parametrize("name, title, expected", [
+    ("03_blocks.ipynb", None, "3"), ("12_x.ipynb", None, "12"), ("scratch.ipynb", None, None),
+    ("appendix_reading_code.ipynb", "# Appendix A. Reading ResNet code critically", "A"),
+    ("appendix_batch_norm.ipynb", "# Appendix B. Batch normalization", "B"),
+    ("appendix_batch_norm.ipynb", "# Batch normalization", None),  # no letter: check_notebooks reports the title
+])
+def test_chapter_id(tmp_path, name, title, expected):
+    assert chapter_id(tmp_path / name, title) == expected
+
+
+def appendix(path, letter: str) -> None:
+    """Write a one-cell appendix notebook titled `# Appendix <letter>. ...` at path."""
+    title = nbformat.v4.new_markdown_cell(f"# Appendix {letter}. Something\n\nText.")
+    nbformat.write(nbformat.v4.new_notebook(cells=[title]), path)
+
+
+def test_appendix_letter_is_read_from_its_title(tmp_path):
+    appendix(tmp_path / "appendix_batch_norm.ipynb", "B")
+    assert chapter_id(tmp_path / "appendix_batch_norm.ipynb") == "B"
+
+
+def test_an_appendix_numbers_everything_with_its_letter():
+    """Appendix B's equations, figures and exercises run B.1, B.2, ...; a chapter's numbers are wrong there."""
+    lettered = chapter()
+    for cell in lettered.cells:
+        if cell.cell_type == "markdown":
+            cell.source = cell.source.replace("3.", "B.")
+    assert markup_problems(lettered, "B") == []
+    assert any("equation tag numbers must run B.1" in p for p in markup_problems(chapter(), "B"))
+    lettered.cells.append(nbformat.v4.new_markdown_cell("See (B.3) and exercise B.2."))
+    problems = markup_problems(lettered, "B")
+    assert any("equation B.3" in p for p in problems) and any("exercise B.2" in p for p in problems), problems
+
+
+def test_appendix_title_must_carry_its_letter(tmp_path):
+    path = tmp_path / "appendix_x.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Batch norm")]), path)
+    assert any("should read `# Appendix X. ...`" in p for p in check_notebook(path, set(), tmp_path))
+
+
+@pytest.mark.parametrize("letters, ok", [("AB", True), ("BA", False), ("AC", False), ("A", True)])
+def test_appendices_are_lettered_in_the_order_of_the_toc(tmp_path, letters, ok):
+    entries = []
+    for k, letter in enumerate(letters):
+        appendix(tmp_path / f"appendix_{k}.ipynb", letter)
+        entries.append(f"appendix_{k}")
+    problems = appendix_lettering_problems(tmp_path, ["intro", *entries])
+    assert (problems == []) is ok, problems
 
 
 def test_clear_solutions_removes_only_solution_outputs(tmp_path):

@@ -2,9 +2,18 @@
 
 import pytest
 import torch
+from torch import nn
 
+from resnet_lab.blocks import Bottleneck
 from resnet_lab.models import get_model
-from resnet_lab.summary import count_macs, count_parameters, format_table, layer_table, parameters_by_stage
+from resnet_lab.summary import (
+    conv2d_macs,
+    count_macs,
+    count_parameters,
+    format_table,
+    layer_table,
+    parameters_by_stage,
+)
 
 
 def resnet20_macs() -> int:
@@ -28,6 +37,56 @@ def test_resnet50_macs_at_224():
     with torch.device("meta"):
         model = get_model("resnet50", num_classes=1000)
     assert round(count_macs(model, (1, 3, 224, 224)) / 1e9, 2) == 4.09
+
+
+@pytest.mark.parametrize(
+    ("conv", "size", "hand_count"),
+    [
+        # 3x3, padding 1, stride 1 on 32x32: 32*32 outputs per channel, each 3*3*3 products
+        (nn.Conv2d(3, 16, 3, padding=1, bias=False), 32, 16 * 32 * 32 * 3 * 3 * 3),
+        # 7x7 stride 2 on 224x224 (the ImageNet stem): floor((224 + 6 - 7) / 2) + 1 = 112
+        (nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), 224, 64 * 112 * 112 * 3 * 7 * 7),
+        # 1x1 stride 2 without padding on 7x7: floor((7 - 1) / 2) + 1 = 4; the bias is not counted
+        (nn.Conv2d(8, 4, 1, stride=2), 7, 4 * 4 * 4 * 8),
+        # grouped: each output reads in_channels / groups = 2 channels
+        (nn.Conv2d(8, 8, 3, padding=1, groups=4, bias=False), 5, 8 * 5 * 5 * 2 * 3 * 3),
+    ],
+)
+def test_a_single_convolution_is_counted_as_by_hand(conv, size, hand_count):
+    out = conv(torch.zeros(1, conv.in_channels, size, size))
+    assert count_macs(conv, (1, conv.in_channels, size, size)) == hand_count
+    assert conv2d_macs(conv.in_channels, conv.out_channels, conv.kernel_size, out.shape[-2:], conv.groups) == hand_count
+
+
+def test_conv2d_macs_rejects_groups_that_do_not_divide():
+    with pytest.raises(ValueError, match="groups=3 must divide"):
+        conv2d_macs(8, 8, 3, 4, groups=3)
+
+
+def test_v1_and_v1_5_bottleneck_differ_by_the_first_1x1_at_full_resolution():
+    # The first block of ResNet-50's stage 2: 256 channels in at 56x56, planes 128, stride 2. Only the first 1x1
+    # convolution moves: v1.5 runs it on the 56x56 input, v1 (stride on the 1x1) on a 28x28 grid.
+    v15 = Bottleneck(256, 128, stride=2)
+    v1 = Bottleneck(256, 128, stride=2, stride_in_1x1=True)
+    size = (1, 256, 56, 56)
+    assert count_parameters(v1) == count_parameters(v15)
+    shared = conv2d_macs(128, 128, 3, 28) + conv2d_macs(128, 512, 1, 28) + conv2d_macs(256, 512, 1, 28)
+    assert count_macs(v15, size) == conv2d_macs(256, 128, 1, 56) + shared
+    assert count_macs(v1, size) == conv2d_macs(256, 128, 1, 28) + shared
+    assert count_macs(v15, size) - count_macs(v1, size) == 256 * 128 * (56 * 56 - 28 * 28)
+
+
+def test_resnet50_v1_costs_the_three_downsampling_1x1_convolutions_less():
+    with torch.device("meta"):
+        v15 = get_model("resnet50", num_classes=1000)
+        v1 = get_model("resnet50", num_classes=1000, stride_in_1x1=True)
+    image = (1, 3, 224, 224)
+    assert count_parameters(v1) == count_parameters(v15)
+    # stages 2-4 start at 56, 28 and 14 pixels with 256, 512 and 1024 channels and planes 128, 256, 512
+    starts = [(256, 56), (512, 28), (1024, 14)]
+    saved = sum(conv2d_macs(c, c // 2, 1, h) - conv2d_macs(c, c // 2, 1, h // 2) for c, h in starts)
+    assert count_macs(v15, image) - count_macs(v1, image) == saved
+    assert round(count_macs(v1, image) / 1e9, 2) == 3.86  # He et al. (2016), table 1: 3.8 x 10^9
 
 
 def test_macs_on_the_meta_device_equal_real_ones():

@@ -2,8 +2,8 @@
 
 Each checker runs the reader's function on small cases with a known answer; when the answer is wrong it compares
 it with the classic mistakes (a ratio upside down, gradients measured with frozen batch-norm statistics, a
-"training error" taken in training mode on augmented images, a diagnosis made from validation error alone) so
-that the hint can say which one was made.
+"training error" taken in training mode on augmented images, a diagnosis made from validation error alone or
+one that reads the sign of a difference smaller than the seed noise) so that the hint can say which one was made.
 """
 
 from __future__ import annotations
@@ -179,37 +179,63 @@ def check_training_error(training_error: Callable[..., float]) -> Verdict:
 # Exercise: degradation or overfitting?
 # ------------------------------------------------------------------------------------------------------------
 
-# (shallow, deep, answer, what the case is): final-epoch values decide; earlier epochs are there to mislead.
+# (shallow, deep, noise, answer, what the case is): final-epoch values decide, differences of at most `noise` count
+# as none; earlier epochs are there to mislead. The same data appear with two noise levels, so that a function that
+# ignores `noise` (or hard-codes one value) fails one of them.
+_SHALLOW = {"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]}
 _DIAGNOSIS_CASES = (
-    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
-     {"train_err": [0.7, 0.3, 0.09], "val_err": [0.7, 0.35, 0.15]}, "degradation",
-     "the deeper net ends with higher training error (9% vs 5%) and higher validation error"),
-    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
-     {"train_err": [0.5, 0.1, 0.01], "val_err": [0.5, 0.25, 0.16]}, "overfitting",
-     "the deeper net fits the training images better (1% vs 5%) but does worse on validation"),
-    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
-     {"train_err": [0.7, 0.1, 0.03], "val_err": [0.7, 0.25, 0.10]}, "deeper is better",
-     "the deeper net has lower training AND validation error at the end"),
-    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
-     {"train_err": [0.5, 0.1, 0.08], "val_err": [0.5, 0.25, 0.14]}, "degradation",
+    (_SHALLOW, {"train_err": [0.7, 0.3, 0.09], "val_err": [0.7, 0.35, 0.15]}, 0.005, "degradation",
+     "the deeper net ends with a training error 4 points higher (9% vs 5%), far beyond the noise of 0.5 points"),
+    (_SHALLOW, {"train_err": [0.5, 0.1, 0.01], "val_err": [0.5, 0.25, 0.16]}, 0.005, "overfitting",
+     "the deeper net fits the training images better (1% vs 5%) but does worse on validation (16% vs 12%)"),
+    (_SHALLOW, {"train_err": [0.7, 0.1, 0.03], "val_err": [0.7, 0.25, 0.10]}, 0.005, "deeper is better",
+     "the deeper net has lower training AND validation error at the end, both by more than the noise"),
+    (_SHALLOW, {"train_err": [0.5, 0.1, 0.08], "val_err": [0.5, 0.25, 0.14]}, 0.005, "degradation",
      "the deeper net was ahead after the first epochs but ends with higher training error (8% vs 5%)"),
-    ({"train_err": [0.6, 0.2, 0.05], "val_err": [0.6, 0.3, 0.12]},
-     {"train_err": [0.4, 0.15, 0.05], "val_err": [0.4, 0.2, 0.13]}, "overfitting",
-     "equal final training error (5%), higher validation error: the deeper net fits as well but generalizes worse"),
+    (_SHALLOW, {"train_err": [0.4, 0.15, 0.053], "val_err": [0.4, 0.2, 0.135]}, 0.005, "overfitting",
+     "the training errors differ by 0.3 points, within the noise of 0.5 (the deeper net fits as well), and the "
+     "validation error is 1.5 points higher: it generalizes worse"),
+    (_SHALLOW, {"train_err": [0.5, 0.15, 0.053], "val_err": [0.5, 0.25, 0.122]}, 0.005, "inconclusive",
+     "the deeper net's training error is 0.3 points higher and its validation error 0.2 points higher, both within "
+     "the noise of 0.5 points: another seed could reverse either"),
+    (_SHALLOW, {"train_err": [0.5, 0.15, 0.053], "val_err": [0.5, 0.25, 0.122]}, 0.001, "degradation",
+     "with a noise of only 0.1 points, the deeper net's 0.3-point higher training error counts"),
+    (_SHALLOW, {"train_err": [0.5, 0.1, 0.03], "val_err": [0.5, 0.25, 0.117]}, 0.005, "inconclusive",
+     "the deeper net fits its training images better, but its validation error is only 0.3 points lower, within "
+     "the noise of 0.5 points: nothing says it is better on new images"),
 )
-_ANSWERS = ("degradation", "overfitting", "deeper is better")
+_ANSWERS = ("degradation", "overfitting", "deeper is better", "inconclusive")
 
 
-def check_diagnose(diagnose: Callable[[dict, dict], str]) -> Verdict:
-    """Check `diagnose(shallow, deep)` -> 'degradation', 'overfitting' or 'deeper is better' on five cases."""
+def _naive_diagnosis(shallow: dict, deep: dict) -> str:
+    """The diagnosis that ignores noise: any difference at all counts."""
+    if deep["train_err"][-1] > shallow["train_err"][-1]:
+        return "degradation"
+    if deep["val_err"][-1] > shallow["val_err"][-1]:
+        return "overfitting"
+    return "deeper is better"
+
+
+def check_diagnose(diagnose: Callable[[dict, dict, float], str]) -> Verdict:
+    """Check `diagnose(shallow, deep, noise)` -> 'degradation', 'overfitting', 'deeper is better' or
+    'inconclusive' on eight cases, two of them the same data with two noise levels."""
 
     def test() -> str | None:
-        for shallow, deep, expected, why in _DIAGNOSIS_CASES:
-            answer = diagnose(copy.deepcopy(shallow), copy.deepcopy(deep))
+        for shallow, deep, noise, expected, why in _DIAGNOSIS_CASES:
+            answer = diagnose(copy.deepcopy(shallow), copy.deepcopy(deep), noise)
             if not isinstance(answer, str) or answer not in _ANSWERS:
                 return f"return one of {', '.join(map(repr, _ANSWERS))}; got {answer!r}."
             if answer == expected:
                 continue
+            if answer == _naive_diagnosis(shallow, deep) and expected in ("inconclusive", "overfitting"):
+                return (f"with noise={noise}: {why}. A difference of at most `noise` is no evidence either way: "
+                        "compare each difference with the noise before reading its sign.")
+            if answer == "inconclusive":
+                return (f"with noise={noise} the answer is {expected!r}: {why}. Call it inconclusive only when "
+                        "the differences that matter are within the `noise` you are given, not a fixed value.")
+            if expected == "inconclusive":
+                return (f"with noise={noise}: {why}. When no difference that matters exceeds the noise, the "
+                        "answer is 'inconclusive'.")
             if expected == "degradation" and answer == "overfitting":
                 return (f"this is degradation, not overfitting: {why}. Overfitting means fitting the training set "
                         "at least as well; compare training errors first.")

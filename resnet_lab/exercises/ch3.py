@@ -1,7 +1,8 @@
 """Checkers for the exercises of chapter 3 (building blocks from scratch).
 
-Each checker compares the reader's code with the library's own block (`resnet_lab.blocks`) on random inputs,
-and when the two disagree it tries the classic mistakes one by one to name the one that was made.
+Each checker compares the reader's code with a reference on random inputs (PyTorch's own `F.conv2d` for the
+convolution, the library's blocks, `resnet_lab.blocks`, for the rest), and when the two disagree it tries the
+classic mistakes one by one to name the one that was made.
 """
 
 from __future__ import annotations
@@ -20,6 +21,102 @@ _ATOL = 1e-5
 
 def _close(a: object, b: Tensor) -> bool:
     return isinstance(a, Tensor) and a.shape == b.shape and torch.allclose(a, b, atol=_ATOL)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exercise: a convolution as one matrix product (F.unfold)
+# ------------------------------------------------------------------------------------------------------------
+
+# (input shape, C_out, kernel, stride, padding, with bias): odd and non-square sizes, strides 1 and 2, 1x1 and 3x3.
+_CONV_CASES = [
+    ((2, 3, 7, 5), 4, 3, 1, 1, True),
+    ((1, 2, 7, 9), 3, 3, 2, 1, False),
+    ((2, 4, 6, 6), 5, 1, 2, 0, True),
+    ((1, 3, 8, 7), 2, 3, 2, 0, True),
+]
+
+
+def _forbid_conv2d():
+    """Make every PyTorch 2-D convolution raise while the reader's function runs (the exercise is to avoid it)."""
+
+    def refuse(*args: object, **kwargs: object) -> Tensor:
+        raise _UsedConv2d
+
+    saved = (F.conv2d, torch.conv2d)
+    F.conv2d = torch.conv2d = refuse
+    return saved
+
+
+class _UsedConv2d(Exception):
+    pass
+
+
+def check_conv2d_unfold(conv2d_unfold: Callable[..., Tensor]) -> Verdict:
+    """conv2d_unfold(x, weight, bias, stride, padding) must equal F.conv2d, computed from F.unfold's columns."""
+
+    def test() -> str | None:
+        generator = torch.Generator().manual_seed(5)
+        for shape, c_out, k, stride, padding, with_bias in _CONV_CASES:
+            x = torch.randn(shape, generator=generator, dtype=torch.float64)
+            weight = torch.randn(c_out, shape[1], k, k, generator=generator, dtype=torch.float64)
+            bias = torch.randn(c_out, generator=generator, dtype=torch.float64) if with_bias else None
+            expected = F.conv2d(x, weight, bias, stride, padding)
+            where = (f"for x of shape {tuple(shape)}, a {k}x{k} kernel, stride={stride}, padding={padding}"
+                     f"{', with a bias' if with_bias else ''}")
+            saved = _forbid_conv2d()
+            try:
+                result = conv2d_unfold(x.clone(), weight.clone(), None if bias is None else bias.clone(),
+                                       stride, padding)
+            except _UsedConv2d:
+                return ("your function calls F.conv2d (or nn.Conv2d); compute the convolution yourself, as one "
+                        "matrix product of the reshaped weight with F.unfold's columns.")
+            except RuntimeError as error:
+                if "shape" in str(error) or "size" in str(error):
+                    return (f"reshaping failed {where} ({str(error).splitlines()[0]}): the columns number "
+                            "H_out * W_out, with H_out and W_out from the output-size rule (3.2), "
+                            "floor((H + 2p - k) / s) + 1, each from its own input size.")
+                raise
+            finally:
+                F.conv2d, torch.conv2d = saved
+            if not isinstance(result, Tensor):
+                return f"return a tensor (got {type(result).__name__}) {where}."
+            if result.shape != expected.shape:
+                hint = f"output shape {tuple(result.shape)} {where}, expected {tuple(expected.shape)}"
+                if result.shape[2:] == expected.shape[2:][::-1]:
+                    return hint + ": height and width are swapped; reshape to (N, C_out, H_out, W_out)."
+                return hint + ": use the output-size rule (3.2), floor((H + 2p - k) / s) + 1."
+            if torch.allclose(result, expected, atol=1e-8):
+                continue
+            return _diagnose_conv(result, x, weight, bias, stride, padding, where)
+        return None
+
+    return run_check("conv2d_unfold", test)
+
+
+def _diagnose_conv(result: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int,
+                   where: str) -> str:
+    """Name the mistake in a convolution of the right shape but with the wrong values."""
+    c_out = weight.shape[0]
+    candidates = [
+        (F.conv2d(x, weight, None, stride, padding),
+         "the bias is missing: add one value per output channel, bias.view(1, -1, 1, 1)."),
+        (F.conv2d(x, weight.flip(-2, -1), bias, stride, padding),
+         "you flipped the kernel. PyTorch's conv2d is a cross-correlation, (3.1): window pixel (u, v) is "
+         "multiplied by W[o, c, u, v], not by the mirrored entry."),
+    ]
+    # The weight's rows must follow unfold's column order (channel, then kernel row, then kernel column).
+    cols = F.unfold(x, weight.shape[-1], padding=padding, stride=stride)
+    scrambled = weight.reshape(-1, c_out).t() @ cols
+    if bias is not None:
+        scrambled = scrambled + bias.view(1, -1, 1)
+    candidates.append((scrambled.reshape(result.shape),
+                       "the weight is reshaped in the wrong order: weight.reshape(C_out, -1) keeps, in each row, "
+                       "the (channel, kernel row, kernel column) order of F.unfold's columns."))
+    for candidate, hint in candidates:
+        if torch.allclose(result, candidate, atol=1e-8):
+            return hint
+    return (f"the values differ from F.conv2d {where}: each output pixel is the sum over (3.1) of one window, "
+            "F.unfold's column, times the weights of one output channel.")
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -20,11 +20,17 @@ from resnet_lab.experiments import depth_sweep
 from resnet_lab.experiments.depth_sweep import (
     DEPTH_SWEEP_DEPTHS,
     EXPORTED_CHECKPOINTS,
+    PUBLISHED_EPOCHS,
+    PUBLISHED_TEST_ERR,
+    SEED_STD_PCT,
     depth_sweep_findings,
     depth_sweep_models,
     depth_sweep_table,
+    depth_sweep_verdict,
     export_half_precision,
+    format_depth_sweep_table,
     load_depth_sweep,
+    noise_threshold,
     run_device,
     sweep_record,
     write_summary,
@@ -70,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
 register(Experiment("depth-sweep", depth_sweep.HELP, depth_sweep.add_arguments, depth_sweep.run))
 
 __all__ = [
-    "DEPTH_SWEEP_DEPTHS", "EXPERIMENTS", "EXPORTED_CHECKPOINTS", "Experiment", "add_arguments",
-    "depth_sweep_findings", "depth_sweep_models", "depth_sweep_table", "download_results", "export_half_precision",
-    "load_depth_sweep", "register", "repository_results_dir", "results_dir", "run", "run_device", "sweep_record",
-    "write_summary",
+    "DEPTH_SWEEP_DEPTHS", "EXPERIMENTS", "EXPORTED_CHECKPOINTS", "Experiment", "PUBLISHED_EPOCHS", "PUBLISHED_TEST_ERR",
+    "SEED_STD_PCT", "add_arguments", "depth_sweep_findings", "depth_sweep_models", "depth_sweep_table",
+    "depth_sweep_verdict", "download_results", "export_half_precision", "format_depth_sweep_table",
+    "load_depth_sweep", "noise_threshold", "register", "repository_results_dir", "results_dir", "run", "run_device",
+    "sweep_record", "write_summary",
 ]

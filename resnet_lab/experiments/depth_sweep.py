@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import torch
@@ -25,7 +27,7 @@ from resnet_lab.checkpoint import build_model, read_checkpoint, save_checkpoint
 from resnet_lab.config import TrainConfig
 from resnet_lab.experiments.results import repository_results_dir, results_dir
 from resnet_lab.files import atomic_write_text
-from resnet_lab.models import get_model, parse_model_name
+from resnet_lab.models import get_model, model_label, parse_model_name
 
 if TYPE_CHECKING:  # annotations only: the data module is loaded when a sweep runs
     from resnet_lab.data import ImageData
@@ -38,6 +40,15 @@ DEPTH_SWEEP_TRAIN_EVAL_SIZE = 5000
 EXPORTED_CHECKPOINTS = ("resnet20", "resnet56", "plain56")
 FAMILIES = ("plain", "resnet")
 HELP = "plain vs residual CIFAR networks of growing depth, one recipe (He et al. 2016, figure 6)"
+# He et al. 2016, Table 6: CIFAR-10 *test* error (%) after 64k iterations of batch 128 (about 164 epochs) on the
+# original images, one run each except ResNet-110, the best of 5 runs. Their plain networks appear only in figure 6.
+# Their length of training in epochs: 64k iterations of 128 images over the 50k training images.
+PUBLISHED_EPOCHS = 64_000 * 128 / 50_000
+PUBLISHED_TEST_ERR = MappingProxyType({"resnet20": 8.75, "resnet32": 7.51, "resnet44": 7.17, "resnet56": 6.97,
+                                       "resnet110": 6.43})
+# The seed-to-seed standard deviation of one run's final error, in points: He et al.'s ResNet-110, 6.61 +- 0.16
+# over 5 runs (Table 6). Borrowed as the seed noise of our single runs, which were not repeated.
+SEED_STD_PCT = 0.16
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -112,18 +123,56 @@ def run_device(prov: dict) -> str:
 
 
 def depth_sweep_table(sweep_dir: str | Path | None = None) -> list[dict]:
-    """One row per run: final training error, validation error, epochs, wall time and device."""
+    """One row per run, in grid order: final errors in % (training error in eval mode on the fixed subset, the
+    running training error on augmented batches, validation error), He et al.'s published test error where
+    Table 6 has one (else None), epochs, wall time and device."""
     return [
         {
             "model": r["model"],
             "epochs": r["final"]["epochs"],
             "train_err_%": round(100 * r["final"]["train_eval_err"], 2),
+            "running_err_%": round(100 * r["epochs"][-1]["train_err"], 2),
             "val_err_%": round(100 * r["final"]["val_err"], 2),
+            "published_err_%": PUBLISHED_TEST_ERR.get(r["model"]),
             "wall_min": round(r["final"]["wall_seconds"] / 60, 1),
             "device": run_device(r["provenance"]),
         }
         for r in load_depth_sweep(sweep_dir)
     ]
+
+
+# Column key -> (header, format) of format_depth_sweep_table.
+TABLE_COLUMNS = MappingProxyType({
+    "epochs": ("epochs", "{:d}"),
+    "running_err_%": ("running err %", "{:.2f}"),
+    "train_err_%": ("train err %", "{:.2f}"),
+    "val_err_%": ("val err %", "{:.2f}"),
+    "published_err_%": ("He et al. test err %", "{:.2f}"),
+    "wall_min": ("minutes", "{:.1f}"),
+})
+
+
+def format_depth_sweep_table(rows: list[dict], columns: tuple[str, ...] = ("epochs", "train_err_%", "val_err_%",
+                                                                        "published_err_%")) -> str:
+    """The rows of `depth_sweep_table` as a plain-text table, one line per network written as in the figures
+    ("ResNet-56"), right-aligned columns chosen from TABLE_COLUMNS; a value the row lacks shows as "-"."""
+    unknown = [c for c in columns if c not in TABLE_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown column(s) {', '.join(unknown)}; choose from {', '.join(TABLE_COLUMNS)}.")
+    cells = [["network", *(TABLE_COLUMNS[c][0] for c in columns)]]
+    for row in rows:
+        values = [row.get(c) for c in columns]
+        cells.append([model_label(row["model"]),
+                      *("-" if v is None else TABLE_COLUMNS[c][1].format(v) for c, v in zip(columns, values))])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
+    return "\n".join("  ".join([line[0].ljust(widths[0]), *(v.rjust(w) for v, w in zip(line[1:], widths[1:]))])
+                     for line in cells)
+
+
+def noise_threshold(seed_std: float = SEED_STD_PCT) -> float:
+    """The smallest difference (in points) between two single runs that seed noise is unlikely to explain: two
+    standard deviations of the difference of two independent runs, 2 * sqrt(2) * seed_std."""
+    return 2 * math.sqrt(2) * seed_std
 
 
 def _compare(new: float, old: float) -> str:
@@ -144,18 +193,93 @@ def _pairs(models: list[str]) -> list[tuple[str, str]]:
     return pairs + [(f"plain{d}", f"resnet{d}") for d in twins]
 
 
-def depth_sweep_findings(rows: list[dict]) -> list[str]:
+_METRICS = (("training error", "train_err_%"), ("validation error", "val_err_%"))
+
+
+def depth_sweep_findings(rows: list[dict], threshold: float | None = None) -> list[str]:
     """What the final errors show, one Markdown bullet per comparison: each network against the next shallower
-    one of its family (degradation?), then each residual network against its plain twin."""
+    one of its family (degradation?), then each residual network against its plain twin. A difference of at
+    most `threshold` points (default: noise_threshold()) is marked "within seed noise"."""
+    threshold = noise_threshold() if threshold is None else threshold
     final = {row["model"]: row for row in rows}
     lines = []
     for old, new in _pairs(list(final)):
         parts = []
-        for what, key in (("training error", "train_err_%"), ("validation error", "val_err_%")):
+        for what, key in _METRICS:
             a, b = final[old][key], final[new][key]
-            parts.append(f"{what} {_compare(b, a)} ({b:.2f}% vs {a:.2f}%)")
-        lines.append(f"- {new} against {old}: {', '.join(parts)}.")
+            noise = ", within seed noise" if a != b and abs(b - a) <= threshold else ""
+            parts.append(f"{what} {_compare(b, a)} ({b:.2f}% vs {a:.2f}%{noise})")
+        lines.append(f"- {model_label(new)} against {model_label(old)}: {', '.join(parts)}.")
     return lines
+
+
+def _claim(count: str, pairs: list[tuple[str, str]], final: dict, sign: int, threshold: float) -> tuple[bool, str]:
+    """Whether every pair moves both errors in the direction `sign` (+1 up, -1 down), and a clause saying so."""
+    verb = "raise" if sign > 0 else "lower"
+    clauses, everywhere = [], True
+    for what, key in _METRICS:
+        diffs = [final[new][key] - final[old][key] for old, new in pairs]
+        agree = [abs(d) for d in diffs if d * sign > 0]
+        everywhere &= len(agree) == len(diffs)
+        if not agree:
+            clauses.append(f"none {verb}s the {what}")
+            continue
+        size = f"by {agree[0]:.2f} points" if len(agree) == 1 else f"by {min(agree):.2f} to {max(agree):.2f} points"
+        clear = sum(d > threshold for d in agree)
+        noise = "all beyond seed noise" if clear == len(agree) else f"{clear} of them beyond seed noise"
+        who = "all" if len(agree) == len(diffs) else f"{len(agree)} of the {len(diffs)}"
+        clauses.append(f"{who} {verb} the {what} ({size}, {noise})")
+    return everywhere, f"{count}: " + "; ".join(clauses) + "."
+
+
+def depth_sweep_verdict(rows: list[dict], seed_std: float = SEED_STD_PCT) -> list[str]:
+    """The verdict the final errors support, as sentences to print: do the plain steps in depth degrade, do the
+    residual steps improve, does every residual network beat its plain twin (He et al.'s figure 6), each in the
+    training and the validation error; then the seed-noise caveat, naming the differences it could explain.
+
+    seed_std: the standard deviation of one run's final error, in points; differences of at most
+    noise_threshold(seed_std) count as within seed noise.
+    """
+    final = {row["model"]: row for row in rows}
+    threshold = noise_threshold(seed_std)
+    pairs = _pairs(list(final))
+    groups = (  # (one, several, pairs, the direction He et al. found)
+        ("plain step", "plain steps", [p for p in pairs if p[0].startswith("plain") and p[1].startswith("plain")],
+         +1),
+        ("residual step", "residual steps", [p for p in pairs if p[0].startswith("resnet")], -1),
+        ("plain/residual twin", "plain/residual twins",
+         [p for p in pairs if p[0].startswith("plain") and p[1].startswith("resnet")], -1),
+    )
+    lines, holds = [], []
+    for one, several, group, sign in groups:
+        if group:
+            count = f"1 {one}" if len(group) == 1 else f"{len(group)} {several}"
+            if "twin" in one:
+                count += " (ResNet against plain)"
+            everywhere, sentence = _claim(count, group, final, sign, threshold)
+            lines.append(sentence)
+            holds.append(everywhere)
+    if not lines:
+        return []
+    small = []
+    for old, new in pairs:
+        for what, key in _METRICS:
+            d = abs(final[new][key] - final[old][key])
+            if d <= threshold:
+                small.append(f"{model_label(new)} vs {model_label(old)} ({what}, {d:.2f})")
+    if len(holds) == len(groups) and all(holds):
+        lines.append("Verdict: as in He et al.'s figure 6, every plain step in depth degrades, every residual step "
+                     "improves and every ResNet beats its plain twin, in training and validation error alike"
+                     + (", though not every difference exceeds seed noise (below)." if small else "."))
+    else:
+        lines.append("Verdict: these runs do not reproduce every trend of He et al.'s figure 6 (see above).")
+    caveat = (f"Seed noise: every network was trained once. Taking He et al.'s spread over five runs of ResNet-110, "
+              f"a standard deviation of {seed_std:g} points, as that of one run, a difference between two runs "
+              f"needs more than 2 x sqrt(2) x {seed_std:g} = {threshold:.2f} points before the seed alone is an "
+              "unlikely cause. ")
+    caveat += ("Within that: " + "; ".join(small) + ". Their direction could flip with another seed."
+               if small else "Every difference above is larger than that.")
+    return lines + [caveat]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -201,16 +325,20 @@ def write_summary(sweep_dir: str | Path) -> Path:
         "Written by `python -m resnet_lab experiment depth-sweep` from the JSON files in this folder (one per run,",
         "each with its provenance); do not edit by hand. Training error is measured after each epoch on a fixed",
         "subset of the training images without augmentation (as He et al. 2016 plot it), validation error on images",
-        "held out from the training split.",
+        "held out from the training split. He et al.'s test errors are their Table 6 (about 164 epochs on the original",
+        "images and a schedule of their own; ResNet-110 the best of five runs); they trained plain networks too but",
+        "published their errors only as curves (figure 6).",
         "",
     ]
     if runs:
         lines += _summary_header(runs)
-    lines += ["| network | epochs | training error (%) | validation error (%) | wall time (min) | device |",
-              "|---|---:|---:|---:|---:|---|"]
+    lines += ["| network | epochs | training error (%) | validation error (%) | He et al. test error (%) | "
+              "wall time (min) | device |",
+              "|---|---:|---:|---:|---:|---:|---|"]
     for row in rows:
-        lines.append(f"| {row['model']} | {row['epochs']} | {row['train_err_%']:.2f} | {row['val_err_%']:.2f} | "
-                     f"{row['wall_min']:.1f} | {row['device']} |")
+        published = "-" if row["published_err_%"] is None else f"{row['published_err_%']:.2f}"
+        lines.append(f"| {model_label(row['model'])} | {row['epochs']} | {row['train_err_%']:.2f} | "
+                     f"{row['val_err_%']:.2f} | {published} | {row['wall_min']:.1f} | {row['device']} |")
     missing = [m for m in depth_sweep_models() if m not in {r["model"] for r in rows}]
     if missing:
         lines += ["", f"Not yet run (the sweep resumes where it stopped): {', '.join(missing)}."]
@@ -219,8 +347,10 @@ def write_summary(sweep_dir: str | Path) -> Path:
         lines += ["", "## What the data show", "",
                   "Final errors, each network against the next shallower one of its family (a deeper network that "
                   "ends with a higher *training* error shows the degradation problem) and each residual network "
-                  "against its plain twin. These are single runs with one seed: differences of a few tenths of a "
-                  "point can come from the seed alone.", "", *findings]
+                  "against its plain twin. These are single runs with one seed: differences of at most "
+                  f"{noise_threshold():.2f} points (two standard deviations of the difference of two runs, taking "
+                  f"He et al.'s {SEED_STD_PCT:g}-point spread over five runs of ResNet-110) are marked "
+                  "as within seed noise.", "", *findings]
     # Atomic: sweeps of different depths, run side by side, may finish together.
     return atomic_write_text(sweep_dir / "README.md", "\n".join(lines) + "\n")
 
@@ -340,6 +470,8 @@ def run(args: argparse.Namespace) -> int:
 
 __all__ = [
     "DEPTH_SWEEP_DEPTHS", "DEPTH_SWEEP_EPOCHS", "DEPTH_SWEEP_TRAIN_EVAL_SIZE", "DEPTH_SWEEP_VAL_SIZE",
-    "EXPORTED_CHECKPOINTS", "add_arguments", "depth_sweep_findings", "depth_sweep_models", "depth_sweep_table",
-    "export_half_precision", "load_depth_sweep", "run", "run_device", "sweep_record", "write_summary",
+    "EXPORTED_CHECKPOINTS", "PUBLISHED_EPOCHS", "PUBLISHED_TEST_ERR", "SEED_STD_PCT", "TABLE_COLUMNS", "add_arguments",
+    "depth_sweep_findings", "depth_sweep_models", "depth_sweep_table", "depth_sweep_verdict",
+    "export_half_precision", "format_depth_sweep_table", "load_depth_sweep", "noise_threshold", "run",
+    "run_device", "sweep_record", "write_summary",
 ]

@@ -1,6 +1,6 @@
 import torch
 
-from resnet_lab.exercises import ch2
+from resnet_lab.exercises import batch_norm
 
 
 def batch_norm_train(x: torch.Tensor, gamma: torch.Tensor,
@@ -13,4 +13,4 @@ def batch_norm_train(x: torch.Tensor, gamma: torch.Tensor,
     return gamma.view(1, -1, 1, 1) * x_hat + beta.view(1, -1, 1, 1)
 
 
-_ = ch2.check_batch_norm_train(batch_norm_train)
+_ = batch_norm.check_batch_norm_train(batch_norm_train)
