@@ -238,26 +238,7 @@ def test_check_training_error_hints(options, hint, capsys):
     _assert_verdict(verdict, hint)
 
 
-def _diagnose(by="train", index=-1):
-    def diagnose(shallow, deep):
-        if by == "train" and deep["train_err"][index] > shallow["train_err"][index]:
-            return "degradation"
-        if deep["val_err"][index] > shallow["val_err"][index]:
-            return "overfitting"
-        return "deeper is better"
-
-    return diagnose
-
-
-@pytest.mark.parametrize("answer, hint", [
-    (_diagnose(), None),
-    (_diagnose(by="val"), "compare training errors first"),
-    (_diagnose(index=1), "this is overfitting"),
-    (lambda shallow, deep: "vanishing gradients", "return one of"),
-])
-def test_check_diagnose_hints(answer, hint, capsys):
-    verdict = ch1.check_diagnose(answer)
-    _assert_verdict(verdict, hint)
+# The diagnose checker (exercise 1.3, with its seed-noise argument) is tested in tests/test_exercises_ch1.py.
 
 
 def test_checkers_leave_the_global_random_state_alone():
