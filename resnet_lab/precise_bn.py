@@ -3,8 +3,8 @@
 During training each BN layer keeps an exponential moving average of the batch means and variances (momentum
 0.1 in PyTorch: the last ~10 batches dominate), and evaluation uses these averages. While the weights still move
 fast (a high learning rate), the averages describe the network of a few steps ago, not the current one, and the
-evaluated error can jump by many points from one epoch to the next. "Precise BN" (Wu and Johnson 2021, section
-3.1) replaces them with the plain average of the statistics over many batches, computed with the current weights.
+evaluated error can jump by many points from one epoch to the next. "Precise BN" (Wu and Johnson 2021) replaces
+them with the plain average of the statistics over many batches, computed with the current weights.
 
 Pure measurement (torch only): the caller brings the batches, already normalized, on the model's device.
 """

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # annotations only: the engine is loaded when the experiment 
 HELP = "evaluation with batch-norm running statistics against recomputed ('precise') ones, after every epoch"
 PRECISE_BN_MODEL = "plain20"
 PRECISE_BN_EPOCHS = 12
+PRECISE_BN_TRAIN_SIZE = 20_000  # a subset: a CPU trains it in minutes per epoch
 PRECISE_BN_BATCHES = 40
 TRAIN_EVAL_SIZE = 5000
 PRECISE_BN_SEED = 8  # mixed with the run seed: which augmented training batches recompute the statistics
@@ -151,7 +152,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=PRECISE_BN_EPOCHS, help="epochs (default: %(default)s)")
     parser.add_argument("--precise-batches", type=int, default=PRECISE_BN_BATCHES,
                         help="training batches that recompute the BN statistics (default: %(default)s)")
-    parser.add_argument("--train-size", type=int, default=None, help="a training subset, for trying the runner")
+    parser.add_argument("--train-size", type=int, default=PRECISE_BN_TRAIN_SIZE,
+                        help="training images, a seeded subset (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, weights and training (default: 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
 
@@ -194,5 +196,5 @@ def run(args: argparse.Namespace) -> int:
     return summary.exit_status
 
 
-__all__ = ["PRECISE_BN_BATCHES", "PRECISE_BN_EPOCHS", "PRECISE_BN_MODEL", "PreciseBNEval", "add_arguments",
-           "largest_jumps", "load_precise_bn", "precise_bn_record", "run"]
+__all__ = ["PRECISE_BN_BATCHES", "PRECISE_BN_EPOCHS", "PRECISE_BN_MODEL", "PRECISE_BN_TRAIN_SIZE", "PreciseBNEval",
+           "add_arguments", "largest_jumps", "load_precise_bn", "precise_bn_record", "run"]
