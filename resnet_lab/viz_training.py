@@ -26,23 +26,29 @@ def _as_image(x: Tensor) -> Tensor:
 
 
 def plot_class_grid(x: Tensor, y: Tensor, classes: Sequence[str], per_class: int = 8,
-                    figsize=(10, 9)) -> Figure:
-    """The first `per_class` images of every class, one row per class, the class name on the left."""
+                    figsize=(7.5, 8.5)) -> Figure:
+    """The first `per_class` images of every class, one row per class, the class name on the left.
+
+    The images are drawn as one mosaic (one image in the figure, not one per axes): a small file.
+    """
     if x.dtype != torch.uint8 or x.dim() != 4:
         raise TypeError(f"plot_class_grid takes uint8 images (N, C, H, W), got {x.dtype} {tuple(x.shape)}.")
-    fig, axes = plt.subplots(len(classes), per_class, figsize=figsize, squeeze=False)
-    for row, name in enumerate(classes):
+    channels, height, width = x.shape[1:]
+    gap = 2
+    mosaic = torch.full((channels, len(classes) * (height + gap) - gap, per_class * (width + gap) - gap), 255,
+                        dtype=torch.uint8)
+    for row in range(len(classes)):
         index = (y == row).nonzero().flatten()[:per_class]
-        for col in range(per_class):
-            ax = axes[row][col]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if col < len(index):
-                ax.imshow(_as_image(x[index[col]]), interpolation="nearest")
-        axes[row][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.14, right=0.99, top=0.99, bottom=0.01)
+        for col, i in enumerate(index.tolist()):
+            top, left = row * (height + gap), col * (width + gap)
+            mosaic[:, top:top + height, left:left + width] = x[i]
+    fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
+    ax.imshow(_as_image(mosaic), interpolation="nearest")
+    ax.set_yticks([row * (height + gap) + height / 2 for row in range(len(classes))], list(classes))
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     return fig
 
 
@@ -165,6 +171,7 @@ def plot_ablations(results: Mapping[str, float], spread: tuple[float, float], fi
                label="default recipe over seeds: mean +- 2 std")
     ax.axvline(mean, color=PALETTE[2], lw=1)
     ax.invert_yaxis()
+    ax.set_ylabel("variant of the recipe")
     ax.set_xlabel("final validation error (%)")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(frameon=False, loc="lower right", fontsize=8)

@@ -6,7 +6,7 @@ from resnet_lab.exercises import ch8
 
 def random_crop(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
                 padding: int) -> torch.Tensor:
-    """Zero-pad every image of x (N, C, H, W) by `padding`, cut image i at (dy[i], dx[i])."""
+    """Pad each image of x (N, C, H, W) with zeros, cut image i at (dy[i], dx[i])."""
     n, channels, height, width = x.shape
     padded = F.pad(x, (padding, padding, padding, padding))  # zeros on all four sides
     rows = dy[:, None] + torch.arange(height)  # (N, H): the rows each image keeps
