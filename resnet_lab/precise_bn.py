@@ -30,8 +30,8 @@ def bn_statistics(model: nn.Module) -> dict[str, tuple[Tensor, Tensor]]:
 
 
 def statistics_gap(a: dict[str, tuple[Tensor, Tensor]], b: dict[str, tuple[Tensor, Tensor]]) -> float:
-    """How far two sets of BN statistics are apart: the mean over layers of |mean_a - mean_b| / sqrt(var_b),
-    averaged over channels (how many of b's standard deviations a's mean is off), 0 when they are equal."""
+    """How far two sets of BN statistics are apart: how many of b's standard deviations a's running mean is off,
+    averaged over the channels of each layer and then over the layers; 0 when they are equal."""
     if a.keys() != b.keys():
         raise ValueError("The two sets of statistics come from different layers: measure them on the same model.")
     if not a:
