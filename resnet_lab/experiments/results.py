@@ -16,6 +16,9 @@ RESULTS_URL = "https://raw.githubusercontent.com/resnet-lab/resnet-lab/main/resu
 # The result files the notebooks read, relative to results/: every depth-sweep run the book may show.
 COMMITTED_FILES = tuple(
     f"depth_sweep/{family}{depth}.json" for depth in (20, 32, 44, 56, 110) for family in ("plain", "resnet")
+) + (  # chapter 8
+    "precise_bn/plain20.json", *(f"seed_spread/seed{seed}.json" for seed in range(8)),
+    "benchmarks/train_throughput.json", "resnet20_10ep_bf16/results.json",
 )
 # results/ of the checkout this package lives in: resnet_lab/experiments/results.py -> the repository root.
 _CHECKOUT_RESULTS = Path(__file__).resolve().parents[2] / "results"
