@@ -40,6 +40,7 @@ from resnet_lab.callbacks import Callback
 from resnet_lab.models import ResNet, get_model
 
 if TYPE_CHECKING:  # annotations only
+    from resnet_lab.data import ImageData
     from resnet_lab.train import Trainer
 
 STRATEGIES = ("linear", "partial", "full", "gradual")
@@ -127,6 +128,21 @@ def load_pretrained(name_or_checkpoint: str | os.PathLike, *, device: str | torc
     model.preprocessing = Preprocessing(tuple(meta["mean"]), tuple(meta["std"]), size, f"checkpoint:{path.name}",
                                         tuple(meta.get("classes") or ()))
     return model
+
+
+def resized(data: ImageData, size: int) -> ImageData:
+    """The same data with every image resized to size x size (shorter side, then the central square), for a
+    network pretrained at another resolution (ImageNet's ResNets: 224; CIFAR's 32x32 images are far smaller).
+
+    The normalization statistics are kept: resizing barely changes a channel's mean and spread.
+    """
+    from resnet_lab.folders import resize_batch
+
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a whole number of pixels, 1 or more, got {size!r}.")
+    test = {} if data.test_x is None else {"test_x": resize_batch(data.test_x, size)}
+    return dataclasses.replace(data, train_x=resize_batch(data.train_x, size), val_x=resize_batch(data.val_x, size),
+                               **test)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -371,6 +387,6 @@ def finetune_plan(model: ResNet, strategy: str, *, lr_decay: float = DEFAULT_LR_
 __all__ = [
     "DEFAULT_LR_DECAY", "EarlyStopping", "FinetunePlan", "FreezeSchedule", "IMAGENET_MEAN", "IMAGENET_SIZE",
     "IMAGENET_STD", "Preprocessing", "PretrainedUnavailableError", "STRATEGIES", "TORCHVISION_NAMES", "check_head",
-    "finetune_plan", "freeze", "frozen_stages", "load_pretrained", "replace_head", "set_frozen", "stage_lr_scales",
-    "stage_param_groups", "stages", "trainable_stages", "unfreeze", "unfreeze_epochs",
+    "finetune_plan", "freeze", "frozen_stages", "load_pretrained", "replace_head", "resized", "set_frozen",
+    "stage_lr_scales", "stage_param_groups", "stages", "trainable_stages", "unfreeze", "unfreeze_epochs",
 ]

@@ -305,3 +305,11 @@ def test_cli_finetune_bad_inputs(source_checkpoint, tmp_path, capsys, write_imag
     broken.write_bytes(b"not a checkpoint")
     assert cli.main(_finetune_args(broken, one_class, tmp_path / "c")) == 2
     assert "Cannot read checkpoint" in capsys.readouterr().err
+
+
+def test_resized_data_for_a_network_of_another_resolution(tiny_data):
+    big = finetune.resized(tiny_data, 48)
+    assert big.train_x.shape[1:] == (3, 48, 48) and big.val_x.shape[1:] == (3, 48, 48)
+    assert torch.equal(big.train_y, tiny_data.train_y) and big.mean == tiny_data.mean
+    with pytest.raises(ValueError, match="whole number of pixels"):
+        finetune.resized(tiny_data, 0)

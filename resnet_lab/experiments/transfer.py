@@ -32,26 +32,27 @@ from resnet_lab.experiments.results import repository_results_dir, results_dir
 
 if TYPE_CHECKING:  # annotations only: the data module is loaded when the experiment runs
     from resnet_lab.data import ImageData
+    from resnet_lab.history import History
 
 HELP = "pretrain on five CIFAR-10 classes, fine-tune on the other five with few labels (chapter 9)"
 SOURCE_CLASSES = ("airplane", "automobile", "bird", "cat", "deer")
 TARGET_CLASSES = ("dog", "frog", "horse", "ship", "truck")
 MODEL = "resnet20"
-PRETRAIN_EPOCHS = 3
+PRETRAIN_EPOCHS = 1
 PER_CLASS = (10, 50, 250)
 # "scratch": the same network, randomly initialized, trained on the same few images like "full".
 METHODS = ("linear", "partial", "full", "scratch")
 SEEDS = (0, 1)
-# Sized for a 2-core CPU shared with other work (about 80 training images a second): each fine-tuning epoch
+# Sized for a 2-core CPU shared with other work (20 to 80 training images a second): each fine-tuning epoch
 # shows this many images (the labelled set, repeated), FINETUNE_EPOCHS of them per run.
-IMAGES_PER_EPOCH = 500
+IMAGES_PER_EPOCH = 250
 FINETUNE_EPOCHS = 8
 FINETUNE_BATCH = 64
 # Peak learning rates (cosine schedule, one epoch of warm-up): pretrained weights need smaller steps than random.
 FINETUNE_LR = 0.05
 SCRATCH_LR = 0.1
 # Learning curves are measured on this many target validation images per class; final accuracy on all of them.
-CURVE_PER_CLASS = 100
+CURVE_PER_CLASS = 50
 VAL_SIZE = 5000
 EXPORT_NAME = "resnet20_source.pt"
 
@@ -105,12 +106,13 @@ def per_class_indices(y: torch.Tensor, per_class: int, seed: int, purpose: str) 
     return torch.cat(chosen).sort().values
 
 
-def few_shot(target: ImageData, per_class: int, seed: int) -> ImageData:
-    """`per_class` labelled training images per class (drawn by `seed`), repeated to IMAGES_PER_EPOCH an epoch,
-    and the curve subset of the validation images (the same for every run)."""
+def few_shot(target: ImageData, per_class: int, seed: int, *, images_per_epoch: int = IMAGES_PER_EPOCH,
+             curve_per_class: int = CURVE_PER_CLASS) -> ImageData:
+    """`per_class` labelled training images per class (drawn by `seed`), repeated to `images_per_epoch` an
+    epoch, and `curve_per_class` validation images per class for the learning curves (the same for every run)."""
     keep = per_class_indices(target.train_y, per_class, seed, "few-shot")
-    repeat = max(1, math.ceil(IMAGES_PER_EPOCH / len(keep)))
-    curve = per_class_indices(target.val_y, min(CURVE_PER_CLASS, int(target.val_y.bincount().min())), 0, "curve")
+    repeat = max(1, math.ceil(images_per_epoch / len(keep)))
+    curve = per_class_indices(target.val_y, min(curve_per_class, int(target.val_y.bincount().min())), 0, "curve")
     return dataclasses.replace(
         target, train_x=target.train_x[keep].repeat(repeat, 1, 1, 1), train_y=target.train_y[keep].repeat(repeat),
         val_x=target.val_x[curve], val_y=target.val_y[curve], requested_train_size=len(keep),
@@ -183,29 +185,54 @@ def _pretrain(run_dir: Path, resume: bool, *, source: ImageData, epochs: int, ex
                                                    "fp16_val_acc": val["accuracy"]}})
 
 
-def _finetune(name: str, run_dir: Path, resume: bool, *, target: ImageData, source_checkpoint: Path, epochs: int,
-              device: str | None, command: str | None) -> dict | None:
+def train_method(method: str, data: ImageData, source: str | Path, *, seed: int, epochs: int = FINETUNE_EPOCHS,
+                 out_dir: Path | None = None, resume: bool = False, device: str | None = None,
+                 command: str | None = None) -> tuple[torch.nn.Module, History]:
+    """Fine-tune the network `source` (a checkpoint or a torchvision name) on `data` by `method`, or train
+    MODEL from scratch on it ("scratch"): one point of the experiment. Returns the model and its History.
+
+    The model's `preprocessing` holds the normalization it was trained with: the source's for fine-tuning
+    (the weights expect it), the data's own for a network trained from scratch.
+    """
     from resnet_lab import finetune
     from resnet_lab.models import get_model
     from resnet_lab.train import fit
 
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
+    torch.manual_seed(seed)  # the new head's (or the whole network's) initial weights
+    plan = None
+    if method == "scratch":
+        model = get_model(MODEL, num_classes=data.num_classes)
+        model.preprocessing = finetune.Preprocessing(tuple(data.mean), tuple(data.std), data.image_size[0],
+                                                     "scratch")
+    else:
+        model = finetune.load_pretrained(source)
+        finetune.replace_head(model, data.num_classes)
+        plan = finetune.finetune_plan(model, method)
+    prep = model.preprocessing
+    config = finetune_config(method, seed, epochs).replace(mean=tuple(prep.mean), std=tuple(prep.std))
+    history = fit(model, data, config, out_dir=out_dir, resume=resume, device=device, command=command,
+                  param_groups=plan.param_groups if plan else None, callbacks=plan.callbacks if plan else (),
+                  progress=False if out_dir is None else True)
+    return model, history
+
+
+def _finetune(name: str, run_dir: Path, resume: bool, *, target: ImageData, source_checkpoint: Path, epochs: int,
+              device: str | None, command: str | None) -> dict | None:
+    from resnet_lab import finetune
+    from resnet_lab.models import get_model
+
     method, per_class, seed = name.split("-")[0], int(name.split("-")[1]), int(name.split("-")[2][1:])
     data = few_shot(target, per_class, seed)
-    torch.manual_seed(seed)
-    if method == "scratch":
-        model = get_model(MODEL, num_classes=target.num_classes)
-        mean, std = data.mean, data.std  # the target training split's statistics
-        plan = None
-    else:
-        model = finetune.load_pretrained(source_checkpoint)
-        mean, std = model.preprocessing.mean, model.preprocessing.std  # the source's, which the weights expect
-        finetune.replace_head(model, target.num_classes)
-        plan = finetune.finetune_plan(model, method)
-    config = finetune_config(method, seed, epochs).replace(mean=tuple(mean), std=tuple(std))
-    history = fit(model, data, config, out_dir=run_dir, resume=resume, device=device, command=command,
-                  param_groups=plan.param_groups if plan else None, callbacks=plan.callbacks if plan else ())
+    model, history = train_method(method, data, source_checkpoint, seed=seed, epochs=epochs, out_dir=run_dir,
+                                  resume=resume, device=device, command=command)
     if history.status != "finished":
         return None
+    # The plan's description, for the record (the same for every run of a method).
+    plan = None if method == "scratch" else finetune.finetune_plan(get_model(MODEL, num_classes=data.num_classes),
+                                                                    method)
+    mean, std = model.preprocessing.mean, model.preprocessing.std
     predicted = predict_labels(model.float(), target.val_x, mean, std)
     accuracy = float((predicted == target.val_y).float().mean())
     return _record(name, run_dir, {
@@ -245,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args.data, val_size=VAL_SIZE, train_size=args.train_size, split_seed=0)
     if data.is_synthetic:
         print("WARNING: synthetic data. These runs only exercise the runner: never commit their results.")
-        source, target = class_subset(data, data.classes[:2]), class_subset(data, data.classes[2:4])
+        source, target = class_subset(data, data.classes[:5]), class_subset(data, data.classes[5:])
     else:
         source, target = class_subset(data, SOURCE_CLASSES), class_subset(data, TARGET_CLASSES)
     command = getattr(args, "command_line", None)
@@ -287,4 +314,4 @@ def transfer_table(records: dict[str, dict]) -> list[dict[str, Any]]:
 
 __all__ = ["HELP", "METHODS", "PER_CLASS", "SOURCE_CLASSES", "TARGET_CLASSES", "add_arguments", "class_subset",
            "confusion_matrix", "few_shot", "finetune_config", "grid", "load_transfer", "per_class_indices",
-           "point_name", "predict_labels", "run", "transfer_table"]
+           "point_name", "predict_labels", "run", "train_method", "transfer_table"]
