@@ -1,4 +1,4 @@
-"""The command line: `python -m resnet_lab train | evaluate | predict | experiment ...`.
+"""The command line: `python -m resnet_lab train | finetune | evaluate | predict | experiment ...`.
 
 Every mistake in the input (an unknown model, a missing folder, a damaged checkpoint, an image that cannot be read)
 ends with a one-paragraph message on stderr and exit status 2, without a traceback. Set RESNET_LAB_DEBUG=1 to see
@@ -22,6 +22,7 @@ from resnet_lab.config import add_config_arguments, config_from_args
 from resnet_lab.data import DEFAULT_MAX_SKIPPED, DataError, load_data
 from resnet_lab.evaluate import EVAL_BATCH_SIZE, checkpoint_data, evaluate
 from resnet_lab.files import OutputError, RunLock, RunLockedError, check_writable_folder, json_safe
+from resnet_lab.finetune import PretrainedUnavailableError
 from resnet_lab.folders import read_image, resize_batch
 from resnet_lab.loaders import normalize
 from resnet_lab.provenance import current_command, portable_path
@@ -38,7 +39,7 @@ SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with its four sub-commands."""
+    """The argument parser with its five sub-commands."""
     parser = argparse.ArgumentParser(
         prog="python -m resnet_lab",
         description="Train, evaluate and use ResNets (the companion package of the resnet-lab book).",
@@ -89,6 +90,35 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.add_argument("--device", default=None)
     predict.set_defaults(func=_predict)
+
+    finetune = commands.add_parser(
+        "finetune",
+        help="fine-tune a pretrained network on an image folder; checkpoints and results.json go to --out",
+        description="Fine-tune a pretrained ResNet (a resnet_lab checkpoint, or torchvision's ImageNet weights by "
+        "name, which need the network once) on your data: a new head for your classes, then the strategy's stages "
+        "train (linear: the head; partial: the last stage and the head; full: everything, lower rates near the "
+        "input; gradual: one more stage per epoch from the top). Images are normalized and resized the way the "
+        "pretrained network expects. Training stops early when the validation accuracy has not improved for "
+        "--patience epochs, and best.pt keeps the best weights; `predict` and `evaluate` take its checkpoints. "
+        "Defaults that differ from train's: 15 epochs, --lr 0.01, cosine schedule, no warm-up.",
+    )
+    finetune.add_argument("--from", dest="source", required=True, metavar="CHECKPOINT_OR_NAME",
+                          help="a resnet_lab checkpoint (e.g. runs/NAME/best.pt) or resnet18, resnet34, resnet50, "
+                          "resnet101, resnet152 (torchvision's ImageNet weights)")
+    finetune.add_argument("--strategy", default="partial", choices=("linear", "partial", "full", "gradual"),
+                          help="which stages train (default: partial)")
+    finetune.add_argument("--lr-decay", type=float, default=0.5,
+                          help="full and gradual: each stage learns at this fraction of the rate of the stage "
+                          "above it (default: 0.5)")
+    finetune.add_argument("--patience", type=int, default=5,
+                          help="stop after this many epochs without a better validation accuracy (default: 5)")
+    _add_data_arguments(finetune)
+    finetune.add_argument("--out", required=True, help="output folder")
+    finetune.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    add_config_arguments(finetune, skip=("mean", "std"))  # normalization comes with the pretrained weights
+    finetune.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
+    finetune.add_argument("--no-progress", dest="progress", action="store_false", help="print nothing while training")
+    finetune.set_defaults(func=_finetune, epochs=15, lr=0.01, warmup_epochs=0.0, schedule="cosine")
 
     experiment = commands.add_parser(
         "experiment",
@@ -145,6 +175,42 @@ def _train(args: argparse.Namespace) -> int:
                   command=args.command_line)
     if is_main_process():
         print(_train_summary(args.model, history, out))
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from resnet_lab import finetune
+
+    config = config_from_args(args)
+    if args.patience < 1:
+        raise ValueError(f"--patience must be at least 1 epoch, got {args.patience}.")
+    get_device(args.device)
+    # The pretrained network first: offline, torchvision's weights fail here, before any folder is made.
+    model = finetune.load_pretrained(args.source)
+    out = Path(args.out)
+    check_out_dir(out, args.resume)
+    check_writable_folder(out)
+    if is_main_process():
+        with RunLock(out):  # another run writing there fails now, not after the data are decoded
+            pass
+    prep = model.preprocessing
+    image_size = args.image_size or prep.image_size
+    data = load_data(args.data, val_size=args.val_size, train_size=args.train_size, split_seed=args.split_seed,
+                     image_size=image_size, max_skipped=args.max_skipped, verbose=args.progress)
+    if len(data.val_y) == 0:
+        raise DataError("Fine-tuning stops early on the validation split, and it is empty: give --val-size 1 or "
+                        "more, or a DIR/val folder.")
+    if data.channels != len(prep.mean):
+        raise DataError(f"The pretrained network takes {len(prep.mean)}-channel images; these have {data.channels}.")
+    torch.manual_seed(config.seed)  # the new head's initial weights
+    finetune.replace_head(model, data.num_classes)
+    plan = finetune.finetune_plan(model, args.strategy, lr_decay=args.lr_decay)
+    config = config.replace(mean=prep.mean, std=prep.std)
+    stopper = finetune.EarlyStopping(args.patience)
+    history = fit(model, data, config, out_dir=out, resume=args.resume, progress=args.progress, device=args.device,
+                  command=args.command_line, param_groups=plan.param_groups, callbacks=[*plan.callbacks, stopper])
+    if is_main_process():
+        print(_train_summary(f"{args.source} fine-tuned ({args.strategy})", history, out))
     return 0
 
 
@@ -236,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {_one_paragraph(error)}", file=sys.stderr)
         return 1
-    except (CheckpointError, DataError, *USER_ERRORS) as error:
+    except (CheckpointError, DataError, PretrainedUnavailableError, *USER_ERRORS) as error:
         if debug:
             raise
         print(f"error: {_one_paragraph(error)}", file=sys.stderr)

@@ -64,9 +64,25 @@ def test_depth_sweep_runs_share_one_recipe():
 
 
 CHECKPOINTS = sorted((ROOT / "results" / "checkpoints").glob("*.pt"))
+# The depth sweep's exports, named after their runs; chapter 9's source network has its own test below.
+SWEEP_CHECKPOINTS = [p for p in CHECKPOINTS if (ROOT / "results" / "depth_sweep" / f"{p.stem}.json").exists()]
 
 
-@pytest.mark.parametrize("path", CHECKPOINTS, ids=_ids(CHECKPOINTS))
+def test_transfer_source_checkpoint_matches_its_record():
+    """Chapter 9's pretrained network: the fp16 weights of the transfer experiment's pretraining run."""
+    from resnet_lab.checkpoint import load_checkpoint
+
+    path = ROOT / "results" / "checkpoints" / "resnet20_source.pt"
+    record = json.loads((ROOT / "results" / "transfer" / "pretrain.json").read_text())
+    model, meta = load_checkpoint(path)
+    assert path.stat().st_size < 2_500_000 and meta["model_spec"]["num_classes"] == 5
+    assert meta["classes"] == record["classes"]
+    assert meta["val"]["accuracy"] == pytest.approx(record["final"]["fp16_val_acc"])
+    assert meta["val"]["accuracy_fp32_weights"] == pytest.approx(record["final"]["val_acc"])
+    assert abs(meta["val"]["accuracy"] - meta["val"]["accuracy_fp32_weights"]) <= 0.003
+
+
+@pytest.mark.parametrize("path", SWEEP_CHECKPOINTS, ids=_ids(SWEEP_CHECKPOINTS))
 def test_committed_checkpoint_matches_its_depth_sweep_record(path: Path):
     """The fp16 weights load into the recorded model and belong to the committed run of the same name."""
     from resnet_lab.checkpoint import load_checkpoint
@@ -81,7 +97,7 @@ def test_committed_checkpoint_matches_its_depth_sweep_record(path: Path):
     assert meta["val"]["count"] == record["provenance"]["data"]["val_size"] == 5000
 
 
-@pytest.mark.parametrize("path", CHECKPOINTS, ids=_ids(CHECKPOINTS))
+@pytest.mark.parametrize("path", SWEEP_CHECKPOINTS, ids=_ids(SWEEP_CHECKPOINTS))
 def test_committed_checkpoint_gives_its_recorded_accuracy(path: Path):
     """Evaluated on the validation split it was measured on, the checkpoint gives exactly the recorded accuracy.
 

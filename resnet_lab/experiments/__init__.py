@@ -7,6 +7,7 @@ the resumable grid runner of `resnet_lab.experiments.runner`.
 - depth-sweep (`depth_sweep.py`): plain vs residual CIFAR networks of growing depth (He et al. 2016, figure 6).
 - precise-bn (`precise_bn.py`) and seed-spread (`seed_spread.py`): evaluation with recomputed batch-norm
   statistics after every epoch, and one short recipe trained with several seeds (chapter 8).
+- transfer (`transfer.py`): pretrain on five CIFAR-10 classes, fine-tune on the other five with few labels.
 
 Where the committed results are read from: `results.py`. Importing this package loads neither the training
 engine nor matplotlib, so notebooks that only read results stay light.
@@ -18,7 +19,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from resnet_lab.experiments import depth_sweep, precise_bn, seed_spread
+from resnet_lab.experiments import depth_sweep, precise_bn, seed_spread, transfer
 from resnet_lab.experiments.depth_sweep import (
     DEPTH_SWEEP_DEPTHS,
     EXPORTED_CHECKPOINTS,
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
 register(Experiment("depth-sweep", depth_sweep.HELP, depth_sweep.add_arguments, depth_sweep.run))
 register(Experiment("precise-bn", precise_bn.HELP, precise_bn.add_arguments, precise_bn.run))
 register(Experiment("seed-spread", seed_spread.HELP, seed_spread.add_arguments, seed_spread.run))
+register(Experiment("transfer", transfer.HELP, transfer.add_arguments, transfer.run))
 
 __all__ = [
     "DEPTH_SWEEP_DEPTHS", "EXPERIMENTS", "EXPORTED_CHECKPOINTS", "Experiment", "PUBLISHED_EPOCHS", "PUBLISHED_TEST_ERR",
