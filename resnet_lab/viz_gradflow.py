@@ -122,7 +122,7 @@ def plot_profile_frame(run: dict[str, Any], index: int, ylim: tuple[float, float
 
 def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=72)
+    fig.savefig(buffer, format="png", dpi=60)
     plt.close(fig)
     return buffer.getvalue()
 
