@@ -5,6 +5,8 @@ one a sub-command of its own (`python -m resnet_lab experiment depth-sweep --hel
 the resumable grid runner of `resnet_lab.experiments.runner`.
 
 - depth-sweep (`depth_sweep.py`): plain vs residual CIFAR networks of growing depth (He et al. 2016, figure 6).
+- gradient-flow (`gradient_flow.py`): per-block gradients of plain vs residual networks at initialization, during
+  the first epochs and after training, and shattered gradients (Balduzzi et al. 2017); chapter 5.
 
 Where the committed results are read from: `results.py`. Importing this package loads neither the training
 engine nor matplotlib, so notebooks that only read results stay light.
@@ -16,7 +18,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from resnet_lab.experiments import depth_sweep
+from resnet_lab.experiments import depth_sweep, gradient_flow
 from resnet_lab.experiments.depth_sweep import (
     DEPTH_SWEEP_DEPTHS,
     EXPORTED_CHECKPOINTS,
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 register(Experiment("depth-sweep", depth_sweep.HELP, depth_sweep.add_arguments, depth_sweep.run))
+register(Experiment("gradient-flow", gradient_flow.HELP, gradient_flow.add_arguments, gradient_flow.run))
 
 __all__ = [
     "DEPTH_SWEEP_DEPTHS", "EXPERIMENTS", "EXPORTED_CHECKPOINTS", "Experiment", "PUBLISHED_EPOCHS", "PUBLISHED_TEST_ERR",
