@@ -27,6 +27,10 @@ POINTS = ("resnet56-single", "resnet56-random", "resnet56-paths", "plain56-layer
           "plain56-random")
 EVAL_SIZE = 500
 MAX_K = 10
+# Veit et al. 2016, abstract: "most of the gradient in a residual network with 110 layers comes from paths that are
+# only 10-34 layers deep"; ResNet-110 has 54 blocks of two layers.
+VEIT_EFFECTIVE_LAYERS = (10, 34)
+VEIT_BLOCKS = 54
 
 
 def load_block_deletion(folder: str | Path | None = None) -> dict[str, dict]:
@@ -173,4 +177,5 @@ def run(args: argparse.Namespace) -> int:
     return summary.exit_status
 
 
-__all__ = ["EVAL_SIZE", "HELP", "MAX_K", "POINTS", "add_arguments", "load_block_deletion", "run"]
+__all__ = ["EVAL_SIZE", "HELP", "MAX_K", "POINTS", "VEIT_BLOCKS", "VEIT_EFFECTIVE_LAYERS", "add_arguments",
+           "load_block_deletion", "run"]
