@@ -120,6 +120,20 @@ def loss_grid(model: nn.Module, x_direction: Mapping[str, Tensor], y_direction: 
     return grid
 
 
+def local_minima(values: Sequence[Sequence[float]]) -> list[tuple[int, int]]:
+    """(row, column) of every grid point lower than all its neighbours (up to 8), edges included: a bowl has
+    one, a landscape with several basins has several."""
+    rows, cols = len(values), len(values[0])
+    found = []
+    for i in range(rows):
+        for j in range(cols):
+            neighbours = [values[a][b] for a in range(max(i - 1, 0), min(i + 2, rows))
+                          for b in range(max(j - 1, 0), min(j + 2, cols)) if (a, b) != (i, j)]
+            if all(values[i][j] < v for v in neighbours):
+                found.append((i, j))
+    return found
+
+
 def interpolation_states(start: Mapping[str, Tensor], end: Mapping[str, Tensor], alpha: float) -> dict[str, Tensor]:
     """(1 - alpha) * start + alpha * end for every floating-point entry of two state dicts (others from end)."""
     if list(start) != list(end):
@@ -128,5 +142,5 @@ def interpolation_states(start: Mapping[str, Tensor], end: Mapping[str, Tensor],
             for k in end}
 
 
-__all__ = ["Direction", "base_weights", "filter_norms", "interpolation_states", "loss_grid", "loss_slice",
-           "perturbed", "random_direction"]
+__all__ = ["Direction", "base_weights", "filter_norms", "interpolation_states", "local_minima", "loss_grid",
+           "loss_slice", "perturbed", "random_direction"]

@@ -9,6 +9,7 @@ from resnet_lab.landscape import (
     base_weights,
     filter_norms,
     interpolation_states,
+    local_minima,
     loss_grid,
     loss_slice,
     perturbed,
@@ -98,3 +99,10 @@ def test_interpolation_ends_at_its_two_states():
     assert all(torch.equal(interpolation_states(a, b, 1.0)[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="same network"):
         interpolation_states(a, get_model("resnet14").state_dict(), 0.5)
+
+
+def test_local_minima_counts_the_basins():
+    bowl = [[(i - 2) ** 2 + (j - 2) ** 2 for j in range(5)] for i in range(5)]
+    assert local_minima(bowl) == [(2, 2)]
+    two = [[min((i - 1) ** 2 + (j - 1) ** 2, (i - 4) ** 2 + (j - 4) ** 2 + 0.5) for j in range(6)] for i in range(6)]
+    assert local_minima(two) == [(1, 1), (4, 4)]
