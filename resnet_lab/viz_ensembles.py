@@ -57,9 +57,9 @@ def plot_random_lesions(curves: Mapping[str, Mapping[str, Any]], figsize=(11, 4.
     curves: label -> record, where a record's rows carry "deleted" (deletions) or "swapped" (reorderings).
     """
     fig, axes = plt.subplots(1, 2, figsize=figsize, sharey=True)
-    for index, (label, record) in enumerate(curves.items()):
+    for label, record in curves.items():
         ax = axes[1] if "swapped" in record["rows"][0] else axes[0]
-        color = PLAIN if label.lower().startswith("plain") else PALETTE[index % len(PALETTE)]
+        color = PLAIN if label.lower().startswith("plain") else RESNET
         by_k = _by_k(record["rows"])
         ks = [0, *by_k]
         means = [100 * record["baseline"]["err"], *[sum(v) / len(v) for v in by_k.values()]]
@@ -71,7 +71,7 @@ def plot_random_lesions(curves: Mapping[str, Mapping[str, Any]], figsize=(11, 4.
     axes[1].set(title="k random pairs of blocks swapped", xlabel="pairs swapped, k")
     for ax in axes:
         ax.axhline(90, color="grey", ls=":", lw=1, label="chance (10 classes)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="center left")
     fig.tight_layout()
     return fig
 
