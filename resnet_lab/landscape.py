@@ -121,12 +121,12 @@ def loss_grid(model: nn.Module, x_direction: Mapping[str, Tensor], y_direction: 
 
 
 def local_minima(values: Sequence[Sequence[float]]) -> list[tuple[int, int]]:
-    """(row, column) of every grid point lower than all its neighbours (up to 8), edges included: a bowl has
-    one, a landscape with several basins has several."""
+    """(row, column) of every interior grid point lower than all 8 of its neighbours: a bowl has one, a landscape
+    with several basins has several. Points on the border are left out: the slope they end may go on outside."""
     rows, cols = len(values), len(values[0])
     found = []
-    for i in range(rows):
-        for j in range(cols):
+    for i in range(1, rows - 1):
+        for j in range(1, cols - 1):
             neighbours = [values[a][b] for a in range(max(i - 1, 0), min(i + 2, rows))
                           for b in range(max(j - 1, 0), min(j + 2, cols)) if (a, b) != (i, j)]
             if all(values[i][j] < v for v in neighbours):

@@ -101,8 +101,10 @@ def test_interpolation_ends_at_its_two_states():
         interpolation_states(a, get_model("resnet14").state_dict(), 0.5)
 
 
-def test_local_minima_counts_the_basins():
+def test_local_minima_counts_the_basins_inside_the_grid():
     bowl = [[(i - 2) ** 2 + (j - 2) ** 2 for j in range(5)] for i in range(5)]
     assert local_minima(bowl) == [(2, 2)]
     two = [[min((i - 1) ** 2 + (j - 1) ** 2, (i - 4) ** 2 + (j - 4) ** 2 + 0.5) for j in range(6)] for i in range(6)]
     assert local_minima(two) == [(1, 1), (4, 4)]
+    slope = [[i + j for j in range(4)] for i in range(4)]  # lowest at a corner: not a basin of the grid
+    assert local_minima(slope) == []
