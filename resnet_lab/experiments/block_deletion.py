@@ -65,7 +65,9 @@ class _Evaluator:
     """The error and loss of a model on the fixed validation subset, in fp32, on the CPU."""
 
     def __init__(self, data: Any, meta: dict, size: int) -> None:
-        self.x, self.y = data.val_x[:size], data.val_y[:size]
+        from resnet_lab.data import val_subset
+
+        self.x, self.y = val_subset(data, size)  # at random: the split is stored in class order
         self.mean, self.std, self.num_classes = meta["mean"], meta["std"], data.num_classes
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:

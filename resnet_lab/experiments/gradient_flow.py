@@ -43,10 +43,12 @@ SHATTERED_KINDS = ("plain", "plain-bn", "resnet", "resnet-bn")  # family, "-bn" 
 
 
 def measurement_batch(data: ImageData, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed batch every profile is measured on: the first `size` training images, normalized, unaugmented."""
-    from resnet_lab.data import normalize
+    """The fixed batch every profile is measured on: `size` training images drawn at random (the training split is
+    stored in class order, so its first images are all of one class), normalized, unaugmented."""
+    from resnet_lab.data import normalize, train_eval_subset
 
-    return normalize(data.train_x[:size], data.mean, data.std), data.train_y[:size]
+    x, y = train_eval_subset(data, size)
+    return normalize(x, data.mean, data.std), y
 
 
 def init_profiles(images: torch.Tensor, labels: torch.Tensor, depths: tuple[int, ...] = INIT_DEPTHS,
