@@ -168,6 +168,7 @@ SEED_PURPOSES = {
     "split": ((), lambda seed: seed),  # which training images are held out for validation
     "train-subset": ((), lambda seed: seed + 1),  # which training images train_size keeps
     "train-eval": ((), lambda seed: mix_seed(seed, 7)),  # the fixed training images evaluated after each epoch
+    "val-subset": ((), lambda seed: mix_seed(seed, 11)),  # the fixed validation images of quick evaluations
     "synthetic": ((), lambda seed: seed),  # the images of the synthetic source
     "shuffle": (("epoch",), lambda seed, epoch: mix_seed(seed, epoch)),  # the order of an epoch's images
     "augment": (("epoch", "batch"), lambda seed, epoch, batch: mix_seed(seed, epoch, batch)),  # crops, flips...
@@ -453,6 +454,20 @@ def train_eval_subset(data: ImageData, size: int) -> tuple[Tensor, Tensor]:
         raise DataError(f"train_eval_size={size} but the training split has only {n} images.")
     keep = torch.randperm(n, generator=seeded_generator(data.split_seed, "train-eval"))[:size].sort().values
     return data.train_x[keep], data.train_y[keep]
+
+
+def val_subset(data: ImageData, size: int) -> tuple[Tensor, Tensor]:
+    """A fixed random subset of `size` validation images, the same for every model: for quick evaluations.
+
+    Both splits keep the images in stored order, which is class order for an image folder: `data.val_x[:500]` would
+    be 500 airplanes. Subsets for measurements must be drawn at random, as here.
+    """
+    check_int("val_subset size", size, error=DataError)
+    n = len(data.val_y)
+    if size > n:
+        raise DataError(f"A validation subset of {size} images was asked for, but the validation split has only {n}.")
+    keep = torch.randperm(n, generator=seeded_generator(data.split_seed, "val-subset"))[:size].sort().values
+    return data.val_x[keep], data.val_y[keep]
 
 
 def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -8,6 +8,12 @@ the resumable grid runner of `resnet_lab.experiments.runner`.
 - precise-bn (`precise_bn.py`) and seed-spread (`seed_spread.py`): evaluation with recomputed batch-norm
   statistics after every epoch, and one short recipe trained with several seeds (chapter 8).
 - transfer (`transfer.py`): pretrain on five CIFAR-10 classes, fine-tune on the other five with few labels.
+- gradient-flow (`gradient_flow.py`): per-block gradients of plain vs residual networks at initialization, during
+  the first epochs and after training, and shattered gradients (Balduzzi et al. 2017); chapter 5.
+- block-deletion (`block_deletion.py`): lesions of the trained ResNet-56 and plain-56, and the gradient of each
+  path length (Veit et al. 2016).
+- loss-landscape (`loss_landscape.py`): loss surfaces of the trained ResNet-56 and plain-56 along
+  filter-normalized random directions, and from initialization to the trained weights (Li et al. 2018).
 
 Where the committed results are read from: `results.py`. Importing this package loads neither the training
 engine nor matplotlib, so notebooks that only read results stay light.
@@ -19,7 +25,9 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from resnet_lab.experiments import depth_sweep, precise_bn, seed_spread, transfer
+from resnet_lab.experiments import (
+    block_deletion, depth_sweep, gradient_flow, loss_landscape, precise_bn, seed_spread, transfer,
+)
 from resnet_lab.experiments.depth_sweep import (
     DEPTH_SWEEP_DEPTHS,
     EXPORTED_CHECKPOINTS,
@@ -80,6 +88,9 @@ register(Experiment("depth-sweep", depth_sweep.HELP, depth_sweep.add_arguments, 
 register(Experiment("precise-bn", precise_bn.HELP, precise_bn.add_arguments, precise_bn.run))
 register(Experiment("seed-spread", seed_spread.HELP, seed_spread.add_arguments, seed_spread.run))
 register(Experiment("transfer", transfer.HELP, transfer.add_arguments, transfer.run))
+register(Experiment("gradient-flow", gradient_flow.HELP, gradient_flow.add_arguments, gradient_flow.run))
+register(Experiment("block-deletion", block_deletion.HELP, block_deletion.add_arguments, block_deletion.run))
+register(Experiment("loss-landscape", loss_landscape.HELP, loss_landscape.add_arguments, loss_landscape.run))
 
 __all__ = [
     "DEPTH_SWEEP_DEPTHS", "EXPERIMENTS", "EXPORTED_CHECKPOINTS", "Experiment", "PUBLISHED_EPOCHS", "PUBLISHED_TEST_ERR",
