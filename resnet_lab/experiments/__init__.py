@@ -26,7 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from resnet_lab.experiments import (
-    block_deletion, depth_sweep, gradient_flow, loss_landscape, precise_bn, seed_spread, transfer,
+    block_deletion,
+    depth_sweep,
+    gradient_flow,
+    loss_landscape,
+    precise_bn,
+    seed_spread,
+    transfer,
 )
 from resnet_lab.experiments.depth_sweep import (
     DEPTH_SWEEP_DEPTHS,
