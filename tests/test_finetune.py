@@ -31,12 +31,16 @@ def tiny_data(tiny_image_folder):
 @pytest.fixture(scope="module")
 def source_checkpoint(tmp_path_factory):
     """A resnet8 trained one epoch on synthetic data: the 'pretrained' network of these tests."""
+    threads = torch.get_num_threads()  # restored after: later test modules must see the machine's thread count
     torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("source") / "run"
-    data = load_data("synthetic", train_size=64, val_size=16, verbose=False)
-    torch.manual_seed(0)
-    fit(get_model("resnet8", num_classes=data.num_classes), data, TINY.replace(epochs=1, batch_size=16),
-        out_dir=out, progress=False)
+    try:
+        out = tmp_path_factory.mktemp("source") / "run"
+        data = load_data("synthetic", train_size=64, val_size=16, verbose=False)
+        torch.manual_seed(0)
+        fit(get_model("resnet8", num_classes=data.num_classes), data, TINY.replace(epochs=1, batch_size=16),
+            out_dir=out, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return out / "best.pt"
 
 
