@@ -2,10 +2,10 @@
 
 The pieces, each usable alone::
 
-    model = load_pretrained("resnet18")            # torchvision's ImageNet weights (needs the network once)
-    model = load_pretrained("runs/source/best.pt")  # or any resnet_lab checkpoint (offline)
-    replace_head(model, num_classes=5)              # a new, randomly initialized linear layer
-    plan = finetune_plan(model, "partial")          # which stages train, their learning rates, frozen BN
+    model = load_pretrained("resnet18")  # torchvision's ImageNet weights (network once)
+    model = load_pretrained("runs/source/best.pt")  # or a resnet_lab checkpoint
+    replace_head(model, num_classes=5)  # a new, randomly initialized linear layer
+    plan = finetune_plan(model, "partial")  # stages that train, their rates, frozen BN
     fit(model, data, config, param_groups=plan.param_groups, callbacks=plan.callbacks)
 
 Strategies (`STRATEGIES`): "linear" trains the head alone (a linear probe); "partial" the last stage and the head;
