@@ -12,15 +12,13 @@ same images for every lesion, so that differences between lesions are not sampli
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from resnet_lab.experiments.results import repository_results_dir, results_dir
+from resnet_lab.experiments.results import results_dir
 
 HELP = "delete and reorder blocks of the trained ResNet-56 and plain-56; path gradients (Veit et al. 2016)"
 POINTS = ("resnet56-single", "resnet56-random", "resnet56-paths", "plain56-layers", "resnet56-reorder",
@@ -35,8 +33,9 @@ VEIT_BLOCKS = 54
 
 def load_block_deletion(folder: str | Path | None = None) -> dict[str, dict]:
     """Every point's record in `folder` (default: results_dir()/block_deletion), by point name."""
-    folder = results_dir() / "block_deletion" if folder is None else Path(folder)
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    from resnet_lab.experiments.runner import load_points
+
+    return load_points(results_dir() / "block_deletion" if folder is None else Path(folder))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", nargs="+", default=list(POINTS), choices=POINTS, metavar="POINT",
                         help=f"which experiments to run (default: all: {', '.join(POINTS)})")
     parser.add_argument("--eval-size", type=int, default=EVAL_SIZE,
-                        help="validation images evaluated per lesion (the first ones; default: %(default)s)")
+                        help="validation images evaluated per lesion (a fixed random subset; default: %(default)s)")
     parser.add_argument("--max-k", type=int, default=MAX_K,
                         help="random deletions and swaps run k = 1..MAX_K (default: %(default)s)")
     parser.add_argument("--draws", type=int, default=2, help="random draws per k for ResNet-56 (default: 2)")
@@ -163,20 +162,9 @@ def _run_point(name: str, run_dir: Path, resume: bool, *, args: argparse.Namespa
 
 def run(args: argparse.Namespace) -> int:
     """Run (or resume) the lesion study; finished points are skipped."""
-    from resnet_lab.checkpoint import read_checkpoint
-    from resnet_lab.evaluate import checkpoint_data
-    from resnet_lab.experiments.runner import run_grid
+    from resnet_lab.experiments.runner import run_checkpoint_grid
 
-    results = Path(args.results) if args.results else repository_results_dir()
-    checkpoints = Path(args.checkpoints) if args.checkpoints else results / "checkpoints"
-    meta = read_checkpoint(checkpoints / "resnet56.pt")
-    data = checkpoint_data({k: v for k, v in meta.items() if k != "model"}, args.data)
-    if data.fingerprint != meta["data"]["fingerprint"]:
-        print("WARNING: these are not the data the checkpoints were validated on: never commit these results.")
-    folder = results / "block_deletion"
-    point = partial(_run_point, args=args, data=data, checkpoints=checkpoints)
-    summary = run_grid(args.points, point, results_dir=folder, out_dir=folder)
-    return summary.exit_status
+    return run_checkpoint_grid(args, "block_deletion", _run_point)
 
 
 __all__ = ["EVAL_SIZE", "HELP", "MAX_K", "POINTS", "VEIT_BLOCKS", "VEIT_EFFECTIVE_LAYERS", "add_arguments",

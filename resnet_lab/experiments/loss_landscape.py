@@ -13,15 +13,13 @@ paper's.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from resnet_lab.experiments.results import repository_results_dir, results_dir
+from resnet_lab.experiments.results import results_dir
 
 HELP = "loss surfaces of the trained ResNet-56 and plain-56 along filter-normalized directions (Li et al. 2018)"
 MODELS = ("resnet56", "plain56")
@@ -35,8 +33,9 @@ INTERPOLATION_POINTS = 11  # alpha over [0, 1]
 
 def load_loss_landscape(folder: str | Path | None = None) -> dict[str, dict]:
     """Every point's record in `folder` (default: results_dir()/loss_landscape), by point name."""
-    folder = results_dir() / "loss_landscape" if folder is None else Path(folder)
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    from resnet_lab.experiments.runner import load_points
+
+    return load_points(results_dir() / "loss_landscape" if folder is None else Path(folder))
 
 
 def linspace(low: float, high: float, count: int) -> list[float]:
@@ -131,19 +130,9 @@ def _run_point(name: str, run_dir: Path, resume: bool, *, args: argparse.Namespa
 
 def run(args: argparse.Namespace) -> int:
     """Compute (or resume) the surfaces; finished points are skipped."""
-    from resnet_lab.checkpoint import read_checkpoint
-    from resnet_lab.evaluate import checkpoint_data
-    from resnet_lab.experiments.runner import run_grid
+    from resnet_lab.experiments.runner import run_checkpoint_grid
 
-    results = Path(args.results) if args.results else repository_results_dir()
-    checkpoints = Path(args.checkpoints) if args.checkpoints else results / "checkpoints"
-    meta = read_checkpoint(checkpoints / "resnet56.pt")
-    data = checkpoint_data({k: v for k, v in meta.items() if k != "model"}, args.data)
-    if data.fingerprint != meta["data"]["fingerprint"]:
-        print("WARNING: these are not the data the checkpoints were trained on: never commit these results.")
-    folder = results / "loss_landscape"
-    point = partial(_run_point, args=args, data=data, checkpoints=checkpoints)
-    return run_grid(args.points, point, results_dir=folder, out_dir=folder).exit_status
+    return run_checkpoint_grid(args, "loss_landscape", _run_point)
 
 
 __all__ = ["EVAL_SIZE", "HELP", "POINTS", "RESOLUTION", "add_arguments", "linspace", "load_loss_landscape",
