@@ -2,8 +2,8 @@
 
 A ResNet-20 is pretrained on five CIFAR-10 classes (the source task) and then fine-tuned on the other five (the
 target task) with only 10, 50 or 250 labelled images per class, by each strategy of `resnet_lab.finetune`
-("linear", "partial", "full", "gradual") and, for comparison, trained from scratch on the same images, with several seeds
-(the seed draws the labelled images, the new head and the training order).
+("linear", "partial", "full", "gradual") and, for comparison, trained from scratch on the same images, with
+several seeds (the seed draws the labelled images, the new head and the training order).
 
 Every fine-tuning run sees the same number of training images (its few images repeated, each time differently
 augmented), so that the runs differ by the data and the strategy, not by the number of steps. The runs stop after
