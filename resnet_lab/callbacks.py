@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
+from resnet_lab.checks import check_int
+from resnet_lab.gradflow import gradient_profile
+
 if TYPE_CHECKING:  # only for annotations: the engine imports this module, not the other way round
     from resnet_lab.train import Trainer
 
@@ -120,4 +123,47 @@ class ProgressBar(Callback):
             self.bar = None
 
 
-__all__ = ["Callback", "ProgressBar", "Step", "epoch_summary"]
+class GradientFlowRecorder(Callback):
+    """Gradient profiles (`resnet_lab.gradflow.gradient_profile`) on one fixed batch while a network trains.
+
+    Measures before the first step (step 0) and after every `every` optimizer steps, with batch normalization in
+    training mode as SGD sees it; the measurement restores BN's running statistics, so training is unchanged.
+    `images` must be normalized as the training batches are. `records` holds one dict per measurement: step,
+    epoch (0-based), learning rate and the profile's record (`GradientProfile.to_record`).
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor, every: int = 20) -> None:
+        check_int("every", every)
+        if images.dim() != 4 or len(images) != len(labels):
+            raise ValueError(f"images must be a batch (N, C, H, W) with one label each, got {tuple(images.shape)} "
+                             f"and {len(labels)} labels.")
+        self.images, self.labels, self.every = images, labels, every
+        self.records: list[dict[str, Any]] = []
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if not self.records and trainer.start_epoch == 0 and trainer.start_batch == 0:
+            self._measure(trainer, step=0, epoch=0, lr=0.0)
+
+    def on_step_end(self, trainer: Trainer, step: Step) -> None:
+        if (step.step + 1) % self.every == 0:
+            self._measure(trainer, step=step.step + 1, epoch=step.epoch, lr=step.lr)
+
+    def _measure(self, trainer: Trainer, step: int, epoch: int, lr: float) -> None:
+        device = next(trainer.model.parameters()).device
+        profile = gradient_profile(trainer.model, self.images.to(device), self.labels.to(device))
+        self.records.append({"step": step, "epoch": epoch, "lr": lr, **profile.to_record()})
+
+
+class StopAfterEpochs(Callback):
+    """Stop training after `epochs` epochs of a longer schedule (the run can be resumed later)."""
+
+    def __init__(self, epochs: int) -> None:
+        check_int("epochs", epochs)
+        self.epochs = epochs
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        if record["epoch"] >= self.epochs:
+            trainer.request_stop(f"stopped after {self.epochs} epoch(s) of {trainer.config.epochs}")
+
+
+__all__ = ["Callback", "GradientFlowRecorder", "ProgressBar", "Step", "StopAfterEpochs", "epoch_summary"]

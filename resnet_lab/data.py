@@ -168,6 +168,7 @@ SEED_PURPOSES = {
     "split": ((), lambda seed: seed),  # which training images are held out for validation
     "train-subset": ((), lambda seed: seed + 1),  # which training images train_size keeps
     "train-eval": ((), lambda seed: mix_seed(seed, 7)),  # the fixed training images evaluated after each epoch
+    "val-subset": ((), lambda seed: mix_seed(seed, 11)),  # the fixed validation images of quick evaluations
     "synthetic": ((), lambda seed: seed),  # the images of the synthetic source
     "shuffle": (("epoch",), lambda seed, epoch: mix_seed(seed, epoch)),  # the order of an epoch's images
     "augment": (("epoch", "batch"), lambda seed, epoch, batch: mix_seed(seed, epoch, batch)),  # crops, flips...
@@ -447,12 +448,25 @@ def _train_subset(x: Tensor, y: Tensor, size: int, seed: int, name: str) -> tupl
 
 def train_eval_subset(data: ImageData, size: int) -> tuple[Tensor, Tensor]:
     """A fixed subset of `size` training images, the same for every run seed and model: evaluated unaugmented."""
-    check_int("train_eval_size", size, error=DataError)
-    n = len(data.train_y)
-    if size > n:
-        raise DataError(f"train_eval_size={size} but the training split has only {n} images.")
-    keep = torch.randperm(n, generator=seeded_generator(data.split_seed, "train-eval"))[:size].sort().values
-    return data.train_x[keep], data.train_y[keep]
+    return _fixed_subset(data.train_x, data.train_y, size, data.split_seed, "train-eval", "train_eval_size")
+
+
+def val_subset(data: ImageData, size: int) -> tuple[Tensor, Tensor]:
+    """A fixed random subset of `size` validation images, the same for every model: for quick evaluations.
+
+    Both splits keep the images in stored order, which is class order for an image folder: `data.val_x[:500]` would
+    be 500 airplanes. Subsets for measurements must be drawn at random, as here.
+    """
+    return _fixed_subset(data.val_x, data.val_y, size, data.split_seed, "val-subset", "validation subset size")
+
+
+def _fixed_subset(x: Tensor, y: Tensor, size: int, seed: int, purpose: str, what: str) -> tuple[Tensor, Tensor]:
+    """`size` images drawn at random (a generator seeded by the split seed and `purpose`), kept in stored order."""
+    check_int(what, size, error=DataError)
+    if size > len(y):
+        raise DataError(f"{what}={size} but that split has only {len(y)} images: ask for at most {len(y)}.")
+    keep = torch.randperm(len(y), generator=seeded_generator(seed, purpose))[:size].sort().values
+    return x[keep], y[keep]
 
 
 def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -323,6 +323,13 @@ class EarlyStopping(Callback):
         self.best_epoch: int | None = None
         self.stopped_at: int | None = None
 
+    def on_train_start(self, trainer: Trainer) -> None:
+        # A resumed run that had already stopped early: its patience ran out, so it trains no further.
+        best_epoch = (trainer.best or {}).get("epoch")
+        if trainer.start_epoch and best_epoch is not None and trainer.start_epoch - best_epoch >= self.patience:
+            self.stopped_at = trainer.start_epoch
+            trainer.request_stop(f"no better validation accuracy for {self.patience} epochs (before resuming)")
+
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if record.get("val_acc") is None:
             raise ValueError("Early stopping needs a validation split: give the data validation images.")

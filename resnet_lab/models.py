@@ -245,6 +245,7 @@ def resnet_cifar(
     zero_init_residual: bool = False,
     in_channels: int = 3,
     stride_in_1x1: bool | None = None,
+    batch_norm: bool = True,
 ) -> ResNet:
     """A CIFAR ResNet (or plain twin) of He et al. 2016: 3x3 stem, 3 stages of width, 2*width, 4*width channels.
 
@@ -252,7 +253,11 @@ def resnet_cifar(
     With `residual=False` the network has no shortcut layers at all, whatever `shortcut` says.
     `stride_in_1x1=None` picks the authors' placement for pre-activation bottleneck networks (True, as in
     resnet-pre-act.lua) and torchvision's for the original bottleneck (False); basic blocks refuse the option.
+    `batch_norm=False` replaces every batch normalization by the identity (`without_batch_norm`), keeping the
+    Kaiming initialization of the convolutions: the networks without BN of chapter 5.
     """
+    if not isinstance(batch_norm, bool):
+        raise TypeError(f"batch_norm must be True or False, got {type(batch_norm).__name__} {batch_norm!r}.")
     prefix = "preact_" if preact else ""
     kind = "resnet" if residual else "plain"
     label = f"{'PreAct-' if preact else ''}{'ResNet' if residual else 'Plain'}-{depth}"
@@ -266,7 +271,7 @@ def resnet_cifar(
         block = Bottleneck if bottleneck else BasicBlock
     if stride_in_1x1 is None and bottleneck:
         stride_in_1x1 = preact
-    return ResNet(
+    model = ResNet(
         block,
         layers=(blocks, blocks, blocks),
         widths=(width, 2 * width, 4 * width),
@@ -279,6 +284,20 @@ def resnet_cifar(
         name=f"{prefix}{kind}{depth}",
         stride_in_1x1=stride_in_1x1,
     )
+    return model if batch_norm else without_batch_norm(model)
+
+
+def without_batch_norm(model: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d of `model` by nn.Identity, in place; returns the model.
+
+    The convolutions keep their weights, so a network built with the same seed differs from its BN twin only
+    by the missing normalizations (and their parameters and buffers).
+    """
+    for parent in list(model.modules()):
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(parent, child_name, nn.Identity())
+    return model
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -377,7 +396,7 @@ _PAPER_CIFAR_NAMES = (
 PREACT_BOTTLENECK_ABOVE = 110
 
 _FIXED_OPTIONS = frozenset({"shortcut", "zero_init_residual", "in_channels", "stride_in_1x1"})
-_CIFAR_OPTIONS = _FIXED_OPTIONS | {"width"}
+_CIFAR_OPTIONS = _FIXED_OPTIONS | {"width", "batch_norm"}
 
 
 def list_models() -> list[str]:
@@ -467,8 +486,8 @@ def get_model(name: str, num_classes: int = 10, **options: Any) -> ResNet:
 
     Options: `shortcut` ("A", "B", "C"), `zero_init_residual` (bool), `in_channels` (int), `stride_in_1x1`
     (bool, bottleneck networks only), and for the CIFAR networks `width` (channels of the first stage, 16 in
-    the paper). A pre-activation bottleneck network records its `stride_in_1x1` in the spec even when it was
-    not given (see the module docstring).
+    the paper) and `batch_norm` (False: no batch normalization, chapter 5). A pre-activation bottleneck
+    network records its `stride_in_1x1` in the spec even when it was not given (see the module docstring).
     """
     parsed = parse_model_name(name)
     if name in _BUILDERS:
@@ -544,4 +563,5 @@ __all__ = [
     "resnet50",
     "resnet50_cifar",
     "resnet_cifar",
+    "without_batch_norm",
 ]

@@ -231,9 +231,9 @@ class Trainer:
                 for callback in self.callbacks:
                     callback.on_train_start(self)
                 for epoch in range(self.start_epoch, self.config.epochs):
-                    self._train_epoch(epoch)
-                    if self.stop_reason is not None:
+                    if self.stop_reason is not None:  # asked before this epoch (e.g. by a callback at the start)
                         break
+                    self._train_epoch(epoch)
             status = "stopped" if self.stop_reason is not None else "finished"
             if status == "stopped":
                 self._write_results(status)

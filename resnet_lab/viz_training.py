@@ -161,18 +161,26 @@ def plot_time_to_accuracy(epochs: Sequence[Mapping[str, Any]], label: str, figsi
     return fig
 
 
-def plot_ablations(results: Mapping[str, float], spread: tuple[float, float], figsize=(8, 3.4)) -> Figure:
-    """Final validation error (%) of each variant as a bar, with the band mean +- 2 std of the seed spread."""
-    mean, std = spread
+def plot_ablations(summary: Mapping[str, Mapping[str, Any]], default: Mapping[str, Any],
+                   labels: Mapping[str, str] | None = None, figsize=(8, 3.6)) -> Figure:
+    """Final validation error (%) of every seed of the default recipe and of each variant (dots), with their means
+    (bars). summary: `ablation_summary(...)`; default: the seed spread's `spread_summary(...)`."""
+    labels = labels or {}
+    rows = [("default recipe", default["val_err_%"], default["mean"])] + [
+        (labels.get(name, name), row["val_err_%"], row["mean"]) for name, row in summary.items()]
     fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
-    names = list(results)
-    ax.barh(names, [results[n] for n in names], color=PALETTE[0])
-    ax.axvspan(mean - 2 * std, mean + 2 * std, color=PALETTE[2], alpha=0.2,
-               label="default recipe over seeds: mean +- 2 std")
-    ax.axvline(mean, color=PALETTE[2], lw=1)
+    for i, (_, errors, mean) in enumerate(rows):
+        color = PALETTE[2] if i == 0 else PALETTE[0]
+        ax.barh(i, mean, color=color, alpha=0.35, height=0.6)
+        ax.plot(errors, [i] * len(errors), "o", color=color, ms=5, label="one seed" if i <= 1 else None)
+    ax.axvline(default["mean"], color=PALETTE[2], lw=1, ls="--", label="mean of the default recipe")
+    ax.set_yticks(range(len(rows)), [name for name, _, _ in rows])
     ax.invert_yaxis()
-    ax.set_ylabel("variant of the recipe")
-    ax.set_xlabel("final validation error (%)")
+    low = min(min(errors) for _, errors, _ in rows)
+    high = max(max(errors) for _, errors, _ in rows)
+    ax.set_xlim(max(0.0, low - 5), min(100.0, high + 5))
+    ax.set_ylabel("recipe")
+    ax.set_xlabel("final validation error (%); bars: the mean over seeds")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(frameon=False, loc="lower right", fontsize=8)
     return fig

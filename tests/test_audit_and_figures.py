@@ -92,7 +92,8 @@ def test_figures_label_their_axes():
         viz_training.plot_precise_bn(record, record),
         viz_training.plot_seed_spread(runs),
         viz_training.plot_time_to_accuracy(epochs, "run"),
-        viz_training.plot_ablations({"a": 50.0, "b": 52.0}, (51.0, 0.5)),
+        viz_training.plot_ablations({"a": {"val_err_%": [50.0, 49.0], "mean": 49.5}},
+                                    {"val_err_%": [51.0, 52.0], "mean": 51.5}),
         viz_training.plot_schedules({"constant": [0.1] * 20}, steps_per_epoch=10),
     ]
     for fig in figures:

@@ -388,6 +388,19 @@ def test_train_eval_subset_is_fixed_and_checked(tiny_synthetic):
         D.train_eval_subset(tiny_synthetic, 0)
 
 
+def test_val_subset_is_fixed_checked_and_mixes_the_classes():
+    # A validation split stored in class order, as an image folder gives it: 10 images of each of 4 classes.
+    y = torch.arange(4).repeat_interleave(10)
+    x = torch.zeros(40, 3, 2, 2, dtype=torch.uint8)
+    data = D.ImageData(x, y, x, y, ["a", "b", "c", "d"], (0.0,) * 3, (1.0,) * 3, "test")
+    assert data.val_y[:10].unique().tolist() == [0]  # the trap that val_subset avoids
+    sub_x, sub_y = D.val_subset(data, 10)
+    assert len(sub_y) == 10 and len(sub_y.unique()) > 1
+    assert torch.equal(D.val_subset(data, 10)[1], sub_y)  # fixed
+    with pytest.raises(DataError, match="only 40"):
+        D.val_subset(data, 41)
+
+
 def test_describe_records_what_the_data_were_without_paths(tiny_image_folder):
     record = load_data(tiny_image_folder, val_size=6, train_size=10, verbose=False).describe()
     assert record["name"] == "tiny" and record["kind"] == "folder" and len(record["fingerprint"]) == 32

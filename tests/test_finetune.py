@@ -217,6 +217,22 @@ def test_early_stopping_in_fit_keeps_the_best_epoch(source_checkpoint, tiny_data
     assert acc == pytest.approx(best["val_acc"])
 
 
+def test_resuming_a_run_that_stopped_early_trains_no_further(source_checkpoint, tiny_data, tmp_path):
+    def run(resume):
+        torch.manual_seed(0)
+        model = _pretrained(source_checkpoint, tiny_data.num_classes)
+        plan = finetune.finetune_plan(model, "linear")  # frozen BN: with a negligible rate nothing changes
+        history = fit(model, tiny_data, TINY.replace(epochs=6, lr=1e-9), param_groups=plan.param_groups,
+                      callbacks=[*plan.callbacks, finetune.EarlyStopping(patience=1)], progress=False,
+                      out_dir=tmp_path / "run", resume=resume)
+        return model, history
+
+    _, first = run(resume=False)
+    assert first.status == "stopped" and len(first) == 2  # epoch 2 is no better than epoch 1
+    _, again = run(resume=True)
+    assert again.status == "stopped" and len(again) == 2  # not one more epoch
+
+
 # --- loading ----------------------------------------------------------------------------------------------------
 
 

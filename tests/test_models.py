@@ -383,11 +383,15 @@ def test_unknown_name_lists_names_and_the_closest_match():
 
 
 def test_unknown_option_names_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown option\(s\) depth\. Valid options: num_classes, in_channels, "):
+    valid = r"Valid options: num_classes, batch_norm, in_channels, "
+    with pytest.raises(ValueError, match=r"unknown option\(s\) depth\. " + valid):
         get_model("resnet20", depth=56)
     # Width is an option of the CIFAR networks only.
     with pytest.raises(ValueError, match=r"unknown option\(s\) width"):
         get_model("resnet18", width=32)
+    # So is batch_norm (chapter 5's networks without BN).
+    with pytest.raises(ValueError, match=r"unknown option\(s\) batch_norm"):
+        get_model("resnet18", batch_norm=False)
 
 
 @pytest.mark.parametrize(

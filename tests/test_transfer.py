@@ -62,10 +62,13 @@ def test_table_means_over_seeds():
     assert row["mean"] == pytest.approx(0.6) and row["seeds"] == 2 and row["std"] == pytest.approx(0.1414, abs=1e-3)
 
 
-def test_the_experiment_runs_end_to_end_on_synthetic_data(tmp_path):
-    args = ["experiment", "transfer", "--data", "synthetic", "--train-size", "1500", "--out", str(tmp_path / "runs"),
-            "--results", str(tmp_path / "results"), "--pretrain-epochs", "1", "--epochs", "1", "--per-class", "10",
-            "--seeds", "0", "--methods", "linear"]
+def test_the_experiment_runs_end_to_end_on_synthetic_data(tmp_path, capsys):
+    def command(pretrain_epochs: int, out: str = "runs") -> list[str]:
+        return ["experiment", "transfer", "--data", "synthetic", "--train-size", "1500", "--out",
+                str(tmp_path / out), "--results", str(tmp_path / "results"), "--pretrain-epochs",
+                str(pretrain_epochs), "--epochs", "1", "--per-class", "10", "--seeds", "0", "--methods", "linear"]
+
+    args = command(1)
     (tmp_path / "results").mkdir()
     assert cli.main(args) == 0
     records = transfer.load_transfer(tmp_path / "results" / "transfer")
@@ -75,3 +78,13 @@ def test_the_experiment_runs_end_to_end_on_synthetic_data(tmp_path):
     assert records["linear-10-s0"]["plan"]["unfreeze_epochs"]["layer3"] is None
     assert (tmp_path / "results" / "checkpoints" / "resnet20_source.pt").exists()
     assert json.loads((tmp_path / "runs" / "linear-10-s0" / "results.json").read_text())["status"] == "finished"
+    # Asked again with more pretraining (in a new run folder): the source is retrained, and the fine-tuning that
+    # used the old one too.
+    capsys.readouterr()
+    assert cli.main(command(2, "runs2")) == 0
+    out = capsys.readouterr().out
+    assert "finished earlier" not in out
+    records = transfer.load_transfer(tmp_path / "results" / "transfer")
+    assert records["pretrain"]["final"]["epochs"] == 2 and records["linear-10-s0"]["pretrain_epochs"] == 2
+    assert cli.main(command(2, "runs2")) == 0
+    assert capsys.readouterr().out.count("finished earlier") == 2

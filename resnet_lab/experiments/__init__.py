@@ -5,9 +5,16 @@ one a sub-command of its own (`python -m resnet_lab experiment depth-sweep --hel
 the resumable grid runner of `resnet_lab.experiments.runner`.
 
 - depth-sweep (`depth_sweep.py`): plain vs residual CIFAR networks of growing depth (He et al. 2016, figure 6).
-- precise-bn (`precise_bn.py`) and seed-spread (`seed_spread.py`): evaluation with recomputed batch-norm
-  statistics after every epoch, and one short recipe trained with several seeds (chapter 8).
+- precise-bn (`precise_bn.py`), seed-spread (`seed_spread.py`) and ablations (`ablations.py`): evaluation with
+  recomputed batch-norm statistics after every epoch, one short recipe trained with several seeds, and that recipe
+  with one part removed at a time (chapter 8).
 - transfer (`transfer.py`): pretrain on five CIFAR-10 classes, fine-tune on the other five with few labels.
+- gradient-flow (`gradient_flow.py`): per-block gradients of plain vs residual networks at initialization, during
+  the first epochs and after training, and shattered gradients (Balduzzi et al. 2017); chapter 5.
+- block-deletion (`block_deletion.py`): lesions of the trained ResNet-56 and plain-56, and the gradient of each
+  path length (Veit et al. 2016).
+- loss-landscape (`loss_landscape.py`): loss surfaces of the trained ResNet-56 and plain-56 along
+  filter-normalized random directions, and from initialization to the trained weights (Li et al. 2018).
 
 Where the committed results are read from: `results.py`. Importing this package loads neither the training
 engine nor matplotlib, so notebooks that only read results stay light.
@@ -19,7 +26,16 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from resnet_lab.experiments import depth_sweep, precise_bn, seed_spread, transfer
+from resnet_lab.experiments import (
+    ablations,
+    block_deletion,
+    depth_sweep,
+    gradient_flow,
+    loss_landscape,
+    precise_bn,
+    seed_spread,
+    transfer,
+)
 from resnet_lab.experiments.depth_sweep import (
     DEPTH_SWEEP_DEPTHS,
     EXPORTED_CHECKPOINTS,
@@ -79,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
 register(Experiment("depth-sweep", depth_sweep.HELP, depth_sweep.add_arguments, depth_sweep.run))
 register(Experiment("precise-bn", precise_bn.HELP, precise_bn.add_arguments, precise_bn.run))
 register(Experiment("seed-spread", seed_spread.HELP, seed_spread.add_arguments, seed_spread.run))
+register(Experiment("ablations", ablations.HELP, ablations.add_arguments, ablations.run))
 register(Experiment("transfer", transfer.HELP, transfer.add_arguments, transfer.run))
+register(Experiment("gradient-flow", gradient_flow.HELP, gradient_flow.add_arguments, gradient_flow.run))
+register(Experiment("block-deletion", block_deletion.HELP, block_deletion.add_arguments, block_deletion.run))
+register(Experiment("loss-landscape", loss_landscape.HELP, loss_landscape.add_arguments, loss_landscape.run))
 
 __all__ = [
     "DEPTH_SWEEP_DEPTHS", "EXPERIMENTS", "EXPORTED_CHECKPOINTS", "Experiment", "PUBLISHED_EPOCHS", "PUBLISHED_TEST_ERR",

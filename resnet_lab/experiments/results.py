@@ -13,13 +13,25 @@ from pathlib import Path
 RESULTS_ENV = "RESNET_LAB_RESULTS"
 # The repository's results/ on GitHub, for download_results().
 RESULTS_URL = "https://raw.githubusercontent.com/resnet-lab/resnet-lab/main/results"
-# The result files the notebooks read, relative to results/: every depth-sweep run the book may show.
+# The result files the notebooks read, relative to results/: every depth-sweep run the book may show, the
+# exported checkpoints, and the lesion and loss-landscape results of chapters 6 and 7.
 COMMITTED_FILES = tuple(
     f"depth_sweep/{family}{depth}.json" for depth in (20, 32, 44, 56, 110) for family in ("plain", "resnet")
 ) + (  # chapter 8
     "precise_bn/plain20.json", *(f"seed_spread/seed{seed}.json" for seed in range(8)),
     "benchmarks/train_throughput.json", "resnet20_10ep_bf16/results.json",
-)
+    *(f"ablations/{variant}-seed{seed}.json" for variant in ("no-augmentation", "constant-lr", "zero-init-residual",
+                                                             "no-label-smoothing") for seed in (0, 1, 2)),
+) + ("transfer/pretrain.json",) + tuple(  # chapter 9
+    f"transfer/{method}-{n}-s{seed}.json" for method in ("linear", "partial", "full", "gradual", "scratch")
+    for n in (10, 50, 250) for seed in (0, 1, 2)
+) + tuple(f"gradient_flow/{point}.json" for point in (  # chapter 5
+    "init", "trained", "shattered", "train_plain20", "train_resnet20", "train_plain56", "train_resnet56")
+) + tuple(f"checkpoints/{name}.pt" for name in ("resnet20", "resnet56", "plain56", "resnet20_source")) + tuple(
+    f"block_deletion/{point}.json" for point in ("resnet56-single", "resnet56-random", "resnet56-paths",
+                                                 "plain56-layers", "resnet56-reorder", "plain56-random")
+) + tuple(f"loss_landscape/{model}-{what}.json" for model in ("resnet56", "plain56")
+          for what in ("seed0", "seed1", "interpolation"))
 # results/ of the checkout this package lives in: resnet_lab/experiments/results.py -> the repository root.
 _CHECKOUT_RESULTS = Path(__file__).resolve().parents[2] / "results"
 

@@ -92,6 +92,35 @@ def run_grid(
     return summary
 
 
+def run_checkpoint_grid(args: Any, folder_name: str, run_point: Callable[..., dict[str, Any]]) -> int:
+    """Measure the depth sweep's trained checkpoints, one result file per point in results/<folder_name>.
+
+    For the experiments that train nothing (block deletion, loss landscapes): the data are rebuilt from the
+    checkpoints' own split, so that each measurement uses the images the networks were trained and validated on.
+    `run_point(name, run_dir, resume, *, args, data, checkpoints)` returns a point's record. Returns the exit status.
+    """
+    from functools import partial
+
+    from resnet_lab.checkpoint import read_checkpoint
+    from resnet_lab.evaluate import checkpoint_data
+    from resnet_lab.experiments.results import repository_results_dir
+
+    results = Path(args.results) if args.results else repository_results_dir()
+    checkpoints = Path(args.checkpoints) if args.checkpoints else results / "checkpoints"
+    meta = read_checkpoint(checkpoints / "resnet56.pt")
+    data = checkpoint_data({k: v for k, v in meta.items() if k != "model"}, args.data)
+    if data.fingerprint != meta["data"]["fingerprint"]:
+        print("WARNING: these are not the data the checkpoints were trained on: never commit these results.")
+    folder = results / folder_name
+    point = partial(run_point, args=args, data=data, checkpoints=checkpoints)
+    return run_grid(args.points, point, results_dir=folder, out_dir=folder).exit_status
+
+
+def load_points(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every point's record in a results folder, by point name (the file's stem)."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}
+
+
 def _check_names(points: Sequence[str]) -> None:
     """Point names become file and folder names: refuse duplicates and names that are not plain file names."""
     for name in points:

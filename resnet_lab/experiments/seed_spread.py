@@ -108,18 +108,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
 
 
-def _train_point(name: str, run_dir: Path, resume: bool, *, model: str, data: ImageData, epochs: int,
-                 device: str | None, command: str | None) -> dict | None:
+def train_recipe_point(run_dir: Path, resume: bool, *, model: str, options: dict, config: TrainConfig,
+                       data: ImageData, device: str | None, command: str | None) -> dict | None:
+    """Train one run of a short recipe (resumable in run_dir); its seed-spread record, or None if it stopped early.
+
+    The initial weights come from config.seed, so runs with the same seed start from the same network.
+    """
     from resnet_lab.train import fit
 
-    seed = int(name.removeprefix("seed"))
-    config = seed_spread_config(epochs, seed)
-    torch.manual_seed(seed)  # the initial weights
-    net = get_model(model, num_classes=data.num_classes)
+    torch.manual_seed(config.seed)  # the initial weights
+    net = get_model(model, num_classes=data.num_classes, **options)
     history = fit(net, data, config, out_dir=run_dir, resume=resume, device=device, command=command)
     if history.status != "finished":
         return None
-    return seed_record(model, seed, json.loads((run_dir / "results.json").read_text()))
+    return seed_record(model, config.seed, json.loads((run_dir / "results.json").read_text()))
+
+
+def _train_point(name: str, run_dir: Path, resume: bool, *, model: str, data: ImageData, epochs: int,
+                 device: str | None, command: str | None) -> dict | None:
+    config = seed_spread_config(epochs, int(name.removeprefix("seed")))
+    return train_recipe_point(run_dir, resume, model=model, options={}, config=config, data=data, device=device,
+                              command=command)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,4 +154,4 @@ def run(args: argparse.Namespace) -> int:
 
 __all__ = ["SEED_SPREAD_EPOCHS", "SEED_SPREAD_MODEL", "SEED_SPREAD_SEEDS", "SEED_SPREAD_TRAIN_SIZE", "SPLIT_SEED",
            "add_arguments", "load_seed_spread", "run", "seed_record", "seed_spread_config", "spread_summary",
-           "std_interval"]
+           "std_interval", "train_recipe_point"]

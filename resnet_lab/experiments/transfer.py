@@ -2,8 +2,8 @@
 
 A ResNet-20 is pretrained on five CIFAR-10 classes (the source task) and then fine-tuned on the other five (the
 target task) with only 10, 50 or 250 labelled images per class, by each strategy of `resnet_lab.finetune`
-("linear", "partial", "full") and, for comparison, trained from scratch on the same images, with several seeds
-(the seed draws the labelled images, the new head and the training order).
+("linear", "partial", "full", "gradual") and, for comparison, trained from scratch on the same images, with
+several seeds (the seed draws the labelled images, the new head and the training order).
 
 Every fine-tuning run sees the same number of training images (its few images repeated, each time differently
 augmented), so that the runs differ by the data and the strategy, not by the number of steps. The runs stop after
@@ -38,12 +38,12 @@ HELP = "pretrain on five CIFAR-10 classes, fine-tune on the other five with few 
 SOURCE_CLASSES = ("airplane", "automobile", "bird", "cat", "deer")
 TARGET_CLASSES = ("dog", "frog", "horse", "ship", "truck")
 MODEL = "resnet20"
-PRETRAIN_EPOCHS = 1
+PRETRAIN_EPOCHS = 15
 PER_CLASS = (10, 50, 250)
 # "scratch": the same network, randomly initialized, trained on the same few images like "full".
-METHODS = ("linear", "partial", "full", "scratch")
-SEEDS = (0, 1)
-# Sized for a 2-core CPU shared with other work (20 to 80 training images a second): each fine-tuning epoch
+METHODS = ("linear", "partial", "full", "gradual", "scratch")
+SEEDS = (0, 1, 2)
+# Sized for a 2-core CPU (a few hundred training images a second for ResNet-20): each fine-tuning epoch
 # shows this many images (the labelled set, repeated), FINETUNE_EPOCHS of them per run.
 IMAGES_PER_EPOCH = 250
 FINETUNE_EPOCHS = 8
@@ -219,7 +219,7 @@ def train_method(method: str, data: ImageData, source: str | Path, *, seed: int,
 
 
 def _finetune(name: str, run_dir: Path, resume: bool, *, target: ImageData, source_checkpoint: Path, epochs: int,
-              device: str | None, command: str | None) -> dict | None:
+              pretrain_epochs: int, device: str | None, command: str | None) -> dict | None:
     from resnet_lab import finetune
     from resnet_lab.models import get_model
 
@@ -237,6 +237,7 @@ def _finetune(name: str, run_dir: Path, resume: bool, *, target: ImageData, sour
     accuracy = float((predicted == target.val_y).float().mean())
     return _record(name, run_dir, {
         "method": method, "per_class": per_class, "seed": seed, "classes": list(TARGET_CLASSES),
+        "pretrain_epochs": pretrain_epochs,
         "plan": plan.describe() if plan else None,
         "final": {"epochs": len(history), "curve_val_acc": history[-1]["val_acc"], "val_acc": accuracy,
                   "val_size": len(target.val_y), "confusion": confusion_matrix(target.val_y, predicted,
@@ -283,9 +284,15 @@ def run(args: argparse.Namespace) -> int:
             return _pretrain(run_dir, resume, source=source, epochs=args.pretrain_epochs, export=export,
                              device=args.device, command=command)
         return _finetune(name, run_dir, resume, target=target, source_checkpoint=Path(args.out) / "pretrain" /
-                         "last.pt", epochs=args.epochs, device=args.device, command=command)
+                         "last.pt", epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, device=args.device,
+                         command=command)
 
-    summary = run_grid(points, run_point, results_dir=out_dir, out_dir=Path(args.out))
+    def is_complete(record: dict) -> bool:  # a result of other epochs, or of another source, is run again
+        if record["point"] == "pretrain":
+            return record["final"]["epochs"] == args.pretrain_epochs
+        return record["final"]["epochs"] == args.epochs and record.get("pretrain_epochs") == args.pretrain_epochs
+
+    summary = run_grid(points, run_point, results_dir=out_dir, out_dir=Path(args.out), is_complete=is_complete)
     return summary.exit_status
 
 
