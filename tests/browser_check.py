@@ -187,6 +187,13 @@ def scan(path: Path) -> _Scan:
     return _SCANS[path]
 
 
+def _has_id(target: Path, fragment: str) -> bool:
+    """Whether a browser finds `#fragment` in target: the HTML standard tries the fragment as written, then
+    percent-decoded (nbconvert writes ids percent-encoded, Sphinx plain)."""
+    ids = scan(target).ids
+    return fragment in ids or unquote(fragment) in ids
+
+
 def check_links(page: Page) -> list[Failure]:
     """Every internal link's file exists inside the site and its #fragment is an id there."""
     failures = []
@@ -205,7 +212,7 @@ def check_links(page: Page) -> list[Failure]:
             failures.append(Failure(page.label, "link", f"link {href!r} points to a missing file"))
         elif not target.is_relative_to(site):
             failures.append(Failure(page.label, "link", f"link {href!r} leaves the built site ({target})"))
-        elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in scan(target).ids:
+        elif parts.fragment and target.suffix == ".html" and not _has_id(target, parts.fragment):
             failures.append(Failure(page.label, "link",
                                     f"link {href!r}: no id {parts.fragment!r} in {target.name}"))
     return failures

@@ -212,6 +212,15 @@ def test_jupyter_links_to_notebooks_resolve_to_their_pages(tmp_path):
     assert [f.message for f in failures] == ["link '03_c.ipynb' points to a missing file"]
 
 
+def test_fragments_match_ids_as_written_or_percent_decoded(tmp_path):
+    # nbconvert writes a heading with quotes as id="5.6-What-%22x%22" and links to it as written
+    page = tmp_path / "a.html"
+    page.write_text('<h2 id="5.6-What-%22x%22">h</h2> <p id="b c">p</p> <a href="#5.6-What-%22x%22">ok</a>'
+                    ' <a href="#b%20c">ok</a> <a href="#5.6-What-%22y%22">bad</a>')
+    failures = bc.check_links(bc.Page(page, "jupyter", "a", site=tmp_path))
+    assert [f.message for f in failures] == ["link '#5.6-What-%22y%22': no id '5.6-What-%22y%22' in a.html"]
+
+
 def test_missing_colab_button_and_stale_page_fail(tmp_path):
     source = tmp_path / "ch.ipynb"
     page = tmp_path / "ch.html"
