@@ -197,7 +197,19 @@ def predicted_chain_growth(branch_std: float, residual: bool) -> float:
     return math.sqrt(1 + branch_std**2) if residual else branch_std
 
 
+def predicted_bn_relu_growth() -> float:
+    """Growth per layer of the gradient norm of a wide, deep BN-ReLU network at init, large-batch limit.
+
+    Yang et al. 2019 (A Mean Field Theory of Batch Normalization, ICLR, theorem 3.10) find that in a fully
+    connected network z^l = W^l ReLU(BN(z^(l-1))) the squared gradient norm grows per layer at a rate that falls
+    to pi / (pi - 1) as the batch grows, whatever the weight variance; the norm grows by its square root. Finite
+    batches give a slightly larger rate.
+    """
+    return math.sqrt(math.pi / (math.pi - 1))
+
+
 __all__ = [
-    "GradientProfile", "chain_gradient_norms", "gradient_profile", "predicted_chain_growth", "unit_gradient_norms",
+    "GradientProfile", "chain_gradient_norms", "gradient_profile", "predicted_bn_relu_growth",
+    "predicted_chain_growth", "unit_gradient_norms",
     "unit_names", "unit_statistics", "weight_gradient_ratios",
 ]

@@ -16,6 +16,7 @@ from resnet_lab.gradflow import (
     GradientProfile,
     chain_gradient_norms,
     gradient_profile,
+    predicted_bn_relu_growth,
     predicted_chain_growth,
     unit_statistics,
 )
@@ -58,6 +59,23 @@ def test_random_linear_chain_grows_as_predicted(residual, branch_std):
     norms = chain_gradient_norms(chain, torch.randn(16, 512), direction)
     per_block = (norms[0] / norms[-1]) ** (1 / (depth - 1))
     assert per_block == pytest.approx(predicted_chain_growth(branch_std, residual), rel=0.05)
+
+
+def test_bn_relu_network_grows_at_yang_et_al_s_rate():
+    """Fully connected BN-ReLU net, width 512, batch 128, a generic (per-sample) output gradient: the norm grows
+    per layer by sqrt(pi / (pi - 1)) = 1.211 (Yang et al. 2019), within 1%; without BN it neither grows nor shrinks
+    that fast (He init keeps the mean square)."""
+    layers, width = 30, 512
+    x = torch.randn(128, width, generator=torch.Generator().manual_seed(0))
+    direction = torch.randn(128, width, generator=torch.Generator().manual_seed(1))
+    rates = {}
+    for batch_norm in (True, False):
+        net = relu_network(layers, width, residual=False, batch_norm=batch_norm, in_features=width, seed=0)
+        norms = chain_gradient_norms(nn.Sequential(*net[:-1]), x, direction)[1:]
+        rates[batch_norm] = (norms[0] / norms[-1]) ** (1 / (len(norms) - 1))
+    assert predicted_bn_relu_growth() == pytest.approx(1.2112, abs=1e-4)
+    assert rates[True] == pytest.approx(predicted_bn_relu_growth(), rel=0.01)
+    assert rates[False] == pytest.approx(1.0, abs=0.05)
 
 
 def test_predicted_growth_values_and_a_bad_std():
@@ -228,3 +246,12 @@ def test_gradient_profile_of_a_network_without_bn_is_finite():
     profile = gradient_profile(get_model("resnet20", batch_norm=False), torch.randn(4, 3, 32, 32),
                                torch.randint(0, 10, (4,)))
     assert all(math.isfinite(v) for v in profile.unit_norms.values())
+
+
+def test_every_default_point_is_listed_for_download():
+    """A reader without a checkout gets every file chapter 5 reads through download_results()."""
+    from resnet_lab.experiments.gradient_flow import TRAIN_MODELS
+    from resnet_lab.experiments.results import COMMITTED_FILES
+
+    points = ["init", "trained", "shattered", *(f"train_{model}" for model in TRAIN_MODELS)]
+    assert {f"gradient_flow/{point}.json" for point in points} <= set(COMMITTED_FILES)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # annotations only: the data module is loaded when the experi
 
 HELP = "per-block gradients of plain vs residual networks at init, during and after training; shattered gradients"
 INIT_DEPTHS = (20, 56, 110)
-TRAIN_MODELS = ("plain20", "resnet20", "plain56", "resnet56")
+TRAIN_MODELS = ("plain20", "resnet20", "plain56", "resnet56", "plain110", "resnet110")
 TRAINED_CHECKPOINTS = ("resnet20", "plain56", "resnet56")
 SWEEP_EPOCHS = 30  # the depth sweep's schedule, of which the first epochs are recorded
 SHATTERED_DEPTHS = (2, 8, 24, 50)
