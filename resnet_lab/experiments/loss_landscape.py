@@ -25,10 +25,12 @@ HELP = "loss surfaces of the trained ResNet-56 and plain-56 along filter-normali
 MODELS = ("resnet56", "plain56")
 SEEDS = (0, 1)
 POINTS = tuple(f"{m}-seed{s}" for m in MODELS for s in SEEDS) + tuple(f"{m}-interpolation" for m in MODELS)
-EVAL_SIZE = 100
-RESOLUTION = 7  # grid points per axis over [-1, 1]
-SLICE_POINTS = 11
-INTERPOLATION_POINTS = 11  # alpha over [0, 1]
+# The committed results' settings (each result file records its `seconds`). Li et al. evaluate 51 x 51 grids on
+# the whole training set.
+EVAL_SIZE = 500
+RESOLUTION = 21  # grid points per axis over [-1, 1]
+SLICE_POINTS = 21
+INTERPOLATION_POINTS = 21  # alpha over [0, 1]
 
 
 def load_loss_landscape(folder: str | Path | None = None) -> dict[str, dict]:
