@@ -3,11 +3,9 @@ tests/test_exercises.py)."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
-import torch
 
 from resnet_lab.exercises import ch6
 
@@ -29,16 +27,7 @@ def _unraveled(reverse=False, skip_empty=False, short=False):
     def unraveled(maps, x):
         if short:
             return x + sum(a @ x for a in maps)
-        total = torch.zeros_like(x)
-        for bits in itertools.product((0, 1), repeat=len(maps)):
-            if skip_empty and not any(bits):
-                continue
-            chosen = [a for a, b in zip(maps, bits) if b]
-            y = x
-            for a in (reversed(chosen) if reverse else chosen):
-                y = a @ y
-            total = total + y
-        return total
+        return ch6._paths_sum(maps, x, reverse=reverse, skip_empty=skip_empty)
 
     return unraveled
 

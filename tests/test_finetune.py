@@ -333,3 +333,20 @@ def test_resized_data_for_a_network_of_another_resolution(tiny_data):
     assert torch.equal(big.train_y, tiny_data.train_y) and big.mean == tiny_data.mean
     with pytest.raises(ValueError, match="whole number of pixels"):
         finetune.resized(tiny_data, 0)
+
+
+def test_chapter_9_imagenet_path_runs_with_simulated_weights(monkeypatch):
+    """Section 9.6's Colab switch (RUN_IMAGENET): torchvision's resnet18 through the weights API, the images
+    resized, a linear probe by transfer.train_method. The download is simulated with random weights."""
+    import torchvision
+    import torchvision.models._api as api
+
+    from resnet_lab.experiments import transfer
+
+    reference = torchvision.models.resnet18(weights=None)
+    monkeypatch.setattr(api, "load_state_dict_from_url", lambda url, **kw: reference.state_dict())
+    data = finetune.resized(load_data("synthetic", train_size=64, val_size=16, verbose=False), 64)
+    model, history = transfer.train_method("linear", data, "resnet18", seed=0, epochs=1)
+    assert model.fc.out_features == data.num_classes and len(history) == 1
+    assert 0.0 <= history[-1]["val_acc"] <= 1.0
+    assert torch.equal(model.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)  # frozen: untouched

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `python -m resnet_lab experiment block-deletion`."""
     parser.add_argument("--data", required=True, help="the CIFAR-10 folder the checkpoints were trained on")
     parser.add_argument("--checkpoints", default=None,
-                        help="folder of resnet56.pt and plain56.pt (default: results/checkpoints of the checkout)")
+                        help="folder of resnet56.pt and plain56.pt (default: checkpoints/ in the --results folder)")
     parser.add_argument("--results", default=None,
                         help="where the result files go (default: results/ of the repository checkout)")
     parser.add_argument("--points", nargs="+", default=list(POINTS), choices=POINTS, metavar="POINT",
