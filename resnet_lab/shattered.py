@@ -103,14 +103,15 @@ def gradient_autocorrelation(g: Tensor, max_lag: int) -> Tensor:
 
 def mean_autocorrelation(
     depth: int, *, residual: bool, batch_norm: bool, seeds: int = 10, max_lag: int = 32, points: int = 256,
-    width: int = 200,
+    width: int = 200, branch_scale: float = 1.0,
 ) -> Tensor:
     """The autocorrelation of df/dx along [-2, 2], averaged over `seeds` independently initialized networks."""
     check_int("seeds", seeds)
     x = line_inputs(points)
     curves = [
         gradient_autocorrelation(
-            input_gradients(relu_network(depth, width, residual=residual, batch_norm=batch_norm, seed=seed), x),
+            input_gradients(relu_network(depth, width, residual=residual, batch_norm=batch_norm, seed=seed,
+                                         branch_scale=branch_scale), x),
             max_lag,
         )
         for seed in range(seeds)

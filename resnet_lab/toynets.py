@@ -21,15 +21,16 @@ from resnet_lab.checks import check_int
 
 
 class Residual(nn.Module):
-    """x -> x + branch(x): the identity shortcut around any branch."""
+    """x -> x + scale * branch(x): the identity shortcut around any branch (scale 1 unless given)."""
 
-    def __init__(self, branch: nn.Module) -> None:
+    def __init__(self, branch: nn.Module, scale: float = 1.0) -> None:
         super().__init__()
         self.branch = branch
+        self.scale = scale
 
     def forward(self, x: Tensor) -> Tensor:
-        """The branch's output added to its input."""
-        return x + self.branch(x)
+        """The branch's output, times the scale, added to its input."""
+        return x + self.scale * self.branch(x)
 
 
 def linear_chain(depth: int, width: int, *, residual: bool, branch_std: float = 1.0, seed: int = 0) -> nn.Sequential:
@@ -61,6 +62,7 @@ def relu_network(
     in_features: int = 1,
     out_features: int = 1,
     seed: int = 0,
+    branch_scale: float = 1.0,
 ) -> nn.Sequential:
     """Input layer, `depth` ReLU blocks, output layer; every hidden layer He-initialized (variance 2 / fan-in).
 
@@ -69,10 +71,12 @@ def relu_network(
     initialization (uniform weights and biases), which spreads the ReLUs' kinks over the inputs; hidden and
     output layers have zero biases. Without batch normalization a residual network's signal doubles in mean
     square at every block (each unit adds a signal as large as its input): that is the price of He init without
-    a scaled branch.
+    a scaled branch. `branch_scale` multiplies every residual branch (Balduzzi et al.'s rescaling, e.g. 1/sqrt(2)).
     """
     check_int("depth", depth, minimum=0)
     check_int("width", width)
+    if branch_scale != 1.0 and not residual:
+        raise ValueError(f"branch_scale scales residual branches; a plain network has none (got {branch_scale}).")
     # The initializers draw from the global generator: seed a private copy of it, leave the caller's alone.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -82,7 +86,7 @@ def relu_network(
             nn.init.kaiming_normal_(linear.weight, mode="fan_in", nonlinearity="relu")
             nn.init.zeros_(linear.bias)
             unit = nn.Sequential(*([nn.BatchNorm1d(width)] if batch_norm else []), nn.ReLU(), linear)
-            layers.append(Residual(unit) if residual else unit)
+            layers.append(Residual(unit, branch_scale) if residual else unit)
         head = nn.Linear(width, out_features)
         nn.init.kaiming_normal_(head.weight, mode="fan_in", nonlinearity="relu")
         nn.init.zeros_(head.bias)

@@ -18,6 +18,8 @@ KIND_STYLE = {  # shattered-gradient network kinds: colour and label
     "plain-bn": (PALETTE[3], "plain + BN"),
     "resnet": (PALETTE[0], "residual, no BN"),
     "resnet-bn": (PALETTE[2], "residual + BN"),
+    "resnet-scaled": (PALETTE[4], "residual, branch x 1/\u221a2, no BN"),
+    "resnet-bn-scaled": (PALETTE[5], "residual + BN, branch x 1/\u221a2"),
 }
 
 
@@ -143,15 +145,124 @@ def profile_slider(run: dict[str, Any], frames: int = 12):
     values = [v for r in records for v in r["unit_norms"]]
     ylim = (min(values) / 1.5, max(values) * 1.5)
     images = [widgets.Image(value=_png(plot_profile_frame(run, i, ylim)), format="png") for i in picks]
-    stack_type = getattr(widgets, "Stack", None)
-    pages = stack_type(images, selected_index=0) if stack_type is not None else widgets.Tab(images)
-    if stack_type is None:
-        for page, i in enumerate(picks):
-            pages.set_title(page, f"step {records[i]['step']}")
+    pages = _pages(images, [f"step {records[i]['step']}" for i in picks])
     slider = widgets.IntSlider(value=0, min=0, max=len(picks) - 1, description="measurement",
                                continuous_update=True)
     widgets.jslink((slider, "value"), (pages, "selected_index"))
     return widgets.VBox([slider, pages])
+
+
+def _pages(children: Sequence[Any], titles: Sequence[str], selected: int = 0):
+    """One child shown at a time: a Stack (ipywidgets 8), or a Tab with titles where there is none (Colab's 7)."""
+    import ipywidgets as widgets
+
+    stack_type = getattr(widgets, "Stack", None)
+    if stack_type is not None:
+        return stack_type(list(children), selected_index=selected)
+    pages = widgets.Tab(list(children))
+    for index, title in enumerate(titles):
+        pages.set_title(index, title)
+    pages.selected_index = selected
+    return pages
+
+
+def _svg_gradient_frame(x: Sequence[float], gradient: Sequence[float], autocorrelation: Sequence[float],
+                        title: str, color: str) -> str:
+    """df/dx along the line (left) and its autocorrelation against the lag (right), as a small inline SVG: a
+    few kilobytes, where a PNG of a noisy curve takes tens."""
+    width, height = 660, 215
+    panels = {"grad": (58, 30, 390, 140), "acf": (510, 30, 130, 140)}  # left, top, width, height in pixels
+
+    def to_px(panel, xs, ys, x_range, y_range):
+        left, top, w, h = panels[panel]
+        (x0, x1), (y0, y1) = x_range, y_range
+        return " ".join(f"{left + (a - x0) / (x1 - x0) * w:.1f},{top + h - (b - y0) / (y1 - y0) * h:.1f}"
+                        for a, b in zip(xs, ys))
+
+    def text(px, py, value, anchor="middle", size=11):
+        return f'<text x="{px:.0f}" y="{py:.0f}" font-size="{size}" text-anchor="{anchor}">{value}</text>'
+
+    g_low, g_high = min(gradient), max(gradient)
+    pad = 0.05 * (g_high - g_low or abs(g_high) or 1.0)
+    g_range = (g_low - pad, g_high + pad)
+    lags = range(len(autocorrelation))
+    a_range = (-0.3, 1.05)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" role="img" aria-label="{title}">',
+             text(width / 2, 16, title, size=13)]
+    for left, top, w, h in panels.values():
+        parts.append(f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#999"/>')
+    for panel, y_range in (("grad", g_range), ("acf", a_range)):
+        if y_range[0] < 0 < y_range[1]:  # the zero line
+            x_range = (x[0], x[-1]) if panel == "grad" else (0, len(autocorrelation) - 1)
+            parts.append(f'<polyline points="{to_px(panel, x_range, (0, 0), x_range, y_range)}" '
+                         'stroke="#bbb" stroke-dasharray="4 3" fill="none"/>')
+    parts.append(f'<polyline points="{to_px("grad", x, gradient, (x[0], x[-1]), g_range)}" stroke="{color}" '
+                 'stroke-width="1" fill="none"/>')
+    parts.append(f'<polyline points="{to_px("acf", lags, autocorrelation, (0, len(lags) - 1), a_range)}" '
+                 f'stroke="{color}" stroke-width="1.5" fill="none"/>')
+    left, top, w, h = panels["grad"]
+    parts += [text(left, top + h + 15, f"{x[0]:g}"), text(left + w, top + h + 15, f"{x[-1]:g}"),
+              text(left + w / 2, top + h + 30, "input x"),
+              text(left - 4, top + 10, f"{g_range[1]:.2g}", "end", 10), text(left - 4, top + h, f"{g_range[0]:.2g}",
+                                                                             "end", 10),
+              f'<text x="14" y="{top + h / 2:.0f}" font-size="11" text-anchor="middle" '
+              f'transform="rotate(-90 14 {top + h / 2:.0f})">df/dx</text>']
+    left, top, w, h = panels["acf"]
+    one = top + h - (1 - a_range[0]) / (a_range[1] - a_range[0]) * h
+    zero = top + h - (0 - a_range[0]) / (a_range[1] - a_range[0]) * h
+    parts += [text(left, top + h + 15, "0"), text(left + w, top + h + 15, f"{len(lags) - 1}"),
+              text(left + w / 2, top + h + 30, "lag"), text(left - 4, one + 4, "1", "end", 10),
+              text(left - 4, zero + 4, "0", "end", 10), text(left + w / 2, top - 6, "autocorrelation", size=11),
+              "</svg>"]
+    return "".join(parts)
+
+
+def shattered_explorer(record: dict[str, Any]):
+    """Controls for block type, normalization, branch scale and depth over the networks of shattered.json: the
+    picture of df/dx along the line and its autocorrelation for the chosen network (an ipywidgets box).
+
+    Every picture is drawn in advance (a small SVG in an `HTML` widget); nested Stacks, one level per control,
+    are linked to the controls in the browser (`jslink`), so the widget works from its saved state without a
+    kernel, in the built book too. A plain network has no branch to scale: both scales show the same picture.
+    """
+    import ipywidgets as widgets
+
+    curves = {(c["kind"], c["depth"]): c for c in record["curves"]}
+    depths = sorted({depth for _, depth in curves})
+    block = widgets.ToggleButtons(options=["plain", "residual"], index=0, description="block")
+    norm = widgets.ToggleButtons(options=["no BN", "BN"], index=1, description="normalization")
+    scale = widgets.ToggleButtons(options=["1", "1/\u221a2"], index=0, description="branch scale")
+    depth = widgets.SelectionSlider(options=depths, index=len(depths) - 1, description="depth",
+                                    continuous_update=True)
+
+    def frame(kind: str, d: int):
+        if (kind, d) not in curves:
+            raise ValueError(f"shattered.json has no curve for {kind} at depth {d}: regenerate it.")
+        c = curves[(kind, d)]
+        color, label = KIND_STYLE[kind]
+        title = f"{label}, depth {d}: autocorrelation at lag 1 = {c['autocorrelation'][1]:.2f}"
+        return widgets.HTML(_svg_gradient_frame(record["x"], c["example_gradient"], c["autocorrelation"], title,
+                                                color))
+
+    def level(control, titles, make):
+        pages = _pages([make(i) for i in range(len(titles))], titles, control.index)
+        widgets.jslink((control, "index"), (pages, "selected_index"))
+        return pages
+
+    def by_depth(kind: str):
+        return level(depth, [f"depth {d}" for d in depths], lambda i: frame(kind, depths[i]))
+
+    def by_scale(family: str, bn: bool):
+        kind = family + ("-bn" if bn else "")
+        if family == "plain":
+            same = by_depth(kind)
+            return level(scale, list(scale.options), lambda i: same)
+        return level(scale, list(scale.options), lambda i: by_depth(kind + ("-scaled" if i else "")))
+
+    tree = level(block, list(block.options), lambda b: level(
+        norm, list(norm.options), lambda n: by_scale(("plain", "resnet")[b], bool(n))))
+    return widgets.VBox([widgets.HBox([block, norm]), widgets.HBox([scale, depth]), tree])
 
 
 def plot_init_vs_trained(initial: Sequence[GradientProfile], trained: Sequence[GradientProfile],
@@ -174,29 +285,18 @@ def plot_init_vs_trained(initial: Sequence[GradientProfile], trained: Sequence[G
     return fig
 
 
-def plot_shattered(record: dict[str, Any], depths: Sequence[int] | None = None, figsize=(10, 6.4)) -> Figure:
-    """Top: df/dx along the line for one network of each kind at the deepest depth. Bottom: the autocorrelation
-    at lag 1 against depth, and the whole autocorrelation curve at the deepest depth. record: shattered.json."""
+def plot_shattered(record: dict[str, Any], depths: Sequence[int] | None = None, figsize=(10, 3.8)) -> Figure:
+    """Left: the autocorrelation of df/dx at lag 1 against depth, one line per kind of network. Right: the whole
+    autocorrelation curve at the deepest depth. record: shattered.json (its pictures: `shattered_explorer`)."""
     curves = record["curves"]
     depths = sorted({c["depth"] for c in curves}) if depths is None else list(depths)
     deepest = depths[-1]
-    fig = plt.figure(figsize=figsize, constrained_layout=True)
-    grid = fig.add_gridspec(2, 4)
-    for column, kind in enumerate(KIND_STYLE):
-        ax = fig.add_subplot(grid[0, column])
-        curve = next(c for c in curves if c["kind"] == kind and c["depth"] == deepest)
-        color, label = KIND_STYLE[kind]
-        ax.plot(record["x"], curve["example_gradient"], color=color, lw=0.9)
-        ax.set_title(f"{label}, depth {deepest}", fontsize=9)
-        ax.set_xlabel("input x")
-        if column == 0:
-            ax.set_ylabel("df/dx")
-        ax.tick_params(labelsize=7)
-    lag1 = fig.add_subplot(grid[1, :2])
-    full = fig.add_subplot(grid[1, 2:])
+    fig, (lag1, full) = plt.subplots(1, 2, figsize=figsize, constrained_layout=True)
     for kind, (color, label) in KIND_STYLE.items():
         kind_curves = sorted((c for c in curves if c["kind"] == kind and c["depth"] in depths),
                              key=lambda c: c["depth"])
+        if not kind_curves:
+            continue  # a record written before this kind existed
         lag1.plot([c["depth"] for c in kind_curves], [c["autocorrelation"][1] for c in kind_curves], "o-",
                   color=color, label=label)
         deep = kind_curves[-1]["autocorrelation"]
@@ -215,5 +315,5 @@ def plot_shattered(record: dict[str, Any], depths: Sequence[int] | None = None, 
 
 __all__ = [
     "KIND_STYLE", "plot_chain_growth", "plot_growth_during_training", "plot_init_vs_trained",
-    "plot_profile_frame", "plot_profiles_by_norm", "plot_shattered", "profile_slider",
+    "plot_profile_frame", "plot_profiles_by_norm", "plot_shattered", "profile_slider", "shattered_explorer",
 ]

@@ -255,3 +255,28 @@ def test_every_default_point_is_listed_for_download():
 
     points = ["init", "trained", "shattered", *(f"train_{model}" for model in TRAIN_MODELS)]
     assert {f"gradient_flow/{point}.json" for point in points} <= set(COMMITTED_FILES)
+
+
+def test_residual_branch_scale_multiplies_the_branch_and_plain_nets_refuse_it():
+    unit = nn.Linear(3, 3)
+    x = torch.randn(2, 3)
+    assert torch.allclose(Residual(unit, 0.5)(x), x + 0.5 * unit(x))
+    assert torch.equal(Residual(unit)(x), x + unit(x))
+    net = relu_network(2, 8, residual=True, batch_norm=False, branch_scale=0.0)
+    h = net[0](torch.randn(4, 1))
+    assert torch.equal(nn.Sequential(*net[1:-1])(h), h)  # branches scaled to zero: every block is the identity
+    with pytest.raises(ValueError, match="plain network has none"):
+        relu_network(2, 8, residual=False, batch_norm=False, branch_scale=0.5)
+
+
+def test_shattered_kinds_name_their_options():
+    from resnet_lab.experiments.gradient_flow import SHATTERED_KINDS, shattered_kind
+
+    assert shattered_kind("plain") == {"residual": False, "batch_norm": False, "branch_scale": 1.0}
+    assert shattered_kind("resnet-bn-scaled") == {"residual": True, "batch_norm": True,
+                                                  "branch_scale": pytest.approx(2 ** -0.5)}
+    assert {k: shattered_kind(k)["batch_norm"] for k in SHATTERED_KINDS} == {
+        "plain": False, "plain-bn": True, "resnet": False, "resnet-bn": True, "resnet-scaled": False,
+        "resnet-bn-scaled": True}
+    with pytest.raises(ValueError, match="Unknown kind"):
+        shattered_kind("resnet-ln")

@@ -17,6 +17,7 @@ from resnet_lab.viz_gradflow import (  # noqa: E402
     plot_profiles_by_norm,
     plot_shattered,
     profile_slider,
+    shattered_explorer,
 )
 
 
@@ -61,11 +62,56 @@ def test_slider_is_linked_to_a_stack_of_pictures(monkeypatch):
         profile_slider({"model": "plain8", "records": []})
 
 
-def test_shattered_figure_reads_a_record():
+def _shattered_record(kinds=("plain", "plain-bn", "resnet", "resnet-bn", "resnet-scaled", "resnet-bn-scaled")):
     x = [i / 10 for i in range(-20, 21)]
-    curves = [{"kind": k, "depth": d, "autocorrelation": [1.0, 0.5, 0.2], "example_gradient": [1.0] * len(x)}
-              for k in ("plain", "plain-bn", "resnet", "resnet-bn") for d in (2, 8)]
-    fig = plot_shattered({"x": x, "curves": curves})
-    assert len(fig.axes) == 6
-    assert fig.axes[4].get_xlabel().startswith("depth")
-    plt.close(fig)
+    curves = [{"kind": k, "depth": d, "autocorrelation": [1.0, 0.5 - 0.01 * i, 0.2],
+               "example_gradient": [float(i + d)] * len(x)}
+              for i, k in enumerate(kinds) for d in (2, 8)]
+    return {"x": x, "curves": curves}
+
+
+def test_shattered_figure_reads_a_record_old_or_new():
+    for record in (_shattered_record(), _shattered_record(("plain", "plain-bn", "resnet", "resnet-bn"))):
+        fig = plot_shattered(record)
+        lag1, full = fig.axes
+        assert lag1.get_xlabel().startswith("depth") and len(lag1.lines) == len({c["kind"] for c in record["curves"]})
+        plt.close(fig)
+
+
+def _shown(widget):
+    """The leaf a browser shows: follow each nested Stack's selected child."""
+    while isinstance(widget, (widgets.Stack, widgets.Tab)):
+        widget = widget.children[widget.selected_index]
+    return widget
+
+
+def test_shattered_explorer_shows_the_network_its_controls_name(monkeypatch):
+    links = []
+    real_jslink = widgets.jslink
+    monkeypatch.setattr(widgets, "jslink", lambda a, b: links.append((a, b)) or real_jslink(a, b))
+    box = shattered_explorer(_shattered_record())
+    (block, norm), (scale, depth), tree = box.children[0].children, box.children[1].children, box.children[2]
+    shown = _shown(tree)  # the default: plain + BN at the deepest depth
+    assert isinstance(shown, widgets.HTML) and shown.value.startswith("<svg")
+    assert "plain + BN, depth 8" in shown.value
+    # every control drives the Stacks of its level in the browser (jslink), so the saved state works
+    assert {a[0] for a, _ in links} == {block, norm, scale, depth}
+    assert all(b[1] == "selected_index" and a[1] == "index" for a, b in links)
+    frames = {id(w) for w in _leaves(tree)}
+    assert len(frames) == 12  # 6 kinds x 2 depths, each drawn once
+    # choose residual, BN, branch x 1/sqrt(2), depth 2 by hand (what the links do in the browser)
+    for control, index in ((block, 1), (norm, 1), (scale, 1), (depth, 0)):
+        control.index = index
+        for a, b in links:
+            if a[0] is control:
+                b[0].selected_index = index
+    assert "residual + BN, branch x 1/\u221a2, depth 2" in _shown(tree).value
+    # a plain network has no branch to scale: both scales show the same picture
+    plain = tree.children[0].children[1]
+    assert plain.children[0] is plain.children[1]
+
+
+def _leaves(widget):
+    if isinstance(widget, (widgets.Stack, widgets.Tab)):
+        return [leaf for child in widget.children for leaf in _leaves(child)]
+    return [widget]

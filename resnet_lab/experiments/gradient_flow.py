@@ -8,7 +8,8 @@ The full-scale measurements of chapter 5, one result file per point in `results/
   sweep's recipe (the same 30-epoch one-cycle schedule, stopped early; `GradientFlowRecorder`).
 - `trained.json`: the profile of the trained depth-sweep checkpoints (`results/checkpoints/*.pt`).
 - `shattered.json`: Balduzzi et al.'s experiment on one-input ReLU networks (`resnet_lab.shattered`): the
-  gradient along [-2, 2] and its autocorrelation for depths 2 to 50, plain and residual, with and without BN.
+  gradient along [-2, 2] and its autocorrelation for depths 2 to 50, plain and residual, with and without BN,
+  residual also with branches scaled by 1/sqrt(2).
 
 Every file carries provenance (command, commit, versions, device, date, seed, data). A point whose file exists is
 skipped; an interrupted training point starts again (it keeps no checkpoints: its records live in memory).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +41,8 @@ TRAIN_MODELS = ("plain20", "resnet20", "plain56", "resnet56", "plain110", "resne
 TRAINED_CHECKPOINTS = ("resnet20", "plain56", "resnet56")
 SWEEP_EPOCHS = 30  # the depth sweep's schedule, of which the first epochs are recorded
 SHATTERED_DEPTHS = (2, 8, 24, 50)
-SHATTERED_KINDS = ("plain", "plain-bn", "resnet", "resnet-bn")  # family, "-bn" with batch normalization
+# family, "-bn" with batch normalization, "-scaled" with every residual branch multiplied by 1/sqrt(2)
+SHATTERED_KINDS = ("plain", "plain-bn", "resnet", "resnet-bn", "resnet-scaled", "resnet-bn-scaled")
 
 
 def measurement_batch(data: ImageData, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,6 +68,14 @@ def init_profiles(images: torch.Tensor, labels: torch.Tensor, depths: tuple[int,
     return rows
 
 
+def shattered_kind(kind: str) -> dict[str, Any]:
+    """The relu_network options of a shattered-gradients kind: residual, batch_norm and branch_scale."""
+    if kind not in SHATTERED_KINDS:
+        raise ValueError(f"Unknown kind {kind!r}: one of {', '.join(SHATTERED_KINDS)}.")
+    return {"residual": kind.startswith("resnet"), "batch_norm": "-bn" in kind,
+            "branch_scale": 1 / math.sqrt(2) if kind.endswith("-scaled") else 1.0}
+
+
 def shattered_record(depths: tuple[int, ...] = SHATTERED_DEPTHS, seeds: int = 20, max_lag: int = 32,
                      points: int = 256, width: int = 200) -> dict[str, Any]:
     """Autocorrelation curves (mean over `seeds` networks) and one example gradient per kind and depth."""
@@ -74,13 +85,13 @@ def shattered_record(depths: tuple[int, ...] = SHATTERED_DEPTHS, seeds: int = 20
     x = line_inputs(points)
     curves = []
     for kind in SHATTERED_KINDS:
-        residual, batch_norm = kind.startswith("resnet"), kind.endswith("-bn")
+        options = shattered_kind(kind)
         for depth in depths:
-            net = relu_network(depth, width, residual=residual, batch_norm=batch_norm, seed=0)
+            net = relu_network(depth, width, seed=0, **options)
             curves.append({
-                "kind": kind, "depth": depth,
-                "autocorrelation": mean_autocorrelation(depth, residual=residual, batch_norm=batch_norm, seeds=seeds,
-                                                        max_lag=max_lag, points=points, width=width).tolist(),
+                "kind": kind, "depth": depth, "branch_scale": options["branch_scale"],
+                "autocorrelation": mean_autocorrelation(depth, seeds=seeds, max_lag=max_lag, points=points,
+                                                        width=width, **options).tolist(),
                 "example_gradient": input_gradients(net, x).tolist(),
             })
     return {"x": x.squeeze(1).tolist(), "width": width, "seeds": seeds, "max_lag": max_lag, "curves": curves}
@@ -195,5 +206,5 @@ def run(args: argparse.Namespace) -> int:
 
 __all__ = [
     "INIT_DEPTHS", "SHATTERED_DEPTHS", "SHATTERED_KINDS", "TRAINED_CHECKPOINTS", "TRAIN_MODELS", "init_profiles",
-    "load_gradient_flow", "measurement_batch", "profiles_of", "shattered_record",
+    "load_gradient_flow", "measurement_batch", "profiles_of", "shattered_kind", "shattered_record",
 ]
