@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -122,18 +122,85 @@ def plot_profile_frame(run: dict[str, Any], index: int, ylim: tuple[float, float
     return fig
 
 
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=60)
-    plt.close(fig)
-    return buffer.getvalue()
+class _SvgPanel:
+    """One panel of a small hand-written SVG figure: a box, data-to-pixel mapping, ticks and lines. The widgets'
+    pictures are drawn this way because an SVG line takes a few kilobytes where a PNG of it takes tens, and the
+    pictures are stored in the notebook."""
+
+    def __init__(self, box: tuple[int, int, int, int], x_range: tuple[float, float], y_range: tuple[float, float],
+                 log_y: bool = False) -> None:
+        self.left, self.top, self.width, self.height = box
+        self.x_range, self.log_y = x_range, log_y
+        self.y_range = tuple(math.log10(v) for v in y_range) if log_y else y_range
+
+    def _px(self, x: float, y: float) -> tuple[float, float]:
+        (x0, x1), (y0, y1) = self.x_range, self.y_range
+        y = math.log10(y) if self.log_y else y
+        return (self.left + (x - x0) / (x1 - x0) * self.width,
+                self.top + self.height - (y - y0) / (y1 - y0) * self.height)
+
+    def line(self, xs: Sequence[float], ys: Sequence[float], color: str, width: float = 1.0, dash: str = "") -> str:
+        """A polyline through the points, in whole pixels (a finer grid would not show)."""
+        points = " ".join("{:.0f},{:.0f}".format(*self._px(x, y)) for x, y in zip(xs, ys))
+        dashes = f" stroke-dasharray='{dash}'" if dash else ""
+        return f"<polyline points='{points}' stroke='{color}' stroke-width='{width}' fill='none'{dashes}/>"
+
+    def axes(self, x_ticks: Sequence[tuple[float, str]], y_ticks: Sequence[tuple[float, str]], x_label: str,
+             y_label: str) -> str:
+        """The box, tick labels at (value, text) pairs, and the axis labels."""
+        parts = [f"<rect x='{self.left}' y='{self.top}' width='{self.width}' height='{self.height}' fill='none' "
+                 "stroke='#999'/>"]
+        bottom = self.top + self.height
+        for value, label in x_ticks:
+            parts.append(_svg_text(self._px(value, self._y_any())[0], bottom + 15, label))
+        for value, label in y_ticks:
+            parts.append(_svg_text(self.left - 4, self._px(self.x_range[0], value)[1] + 4, label, "end", 10))
+        parts.append(_svg_text(self.left + self.width / 2, bottom + 30, x_label))
+        middle = self.top + self.height / 2
+        if y_label:
+            parts.append(f"<text x='{self.left - 44}' y='{middle:.0f}' font-size='11' text-anchor='middle' "
+                         f"transform='rotate(-90 {self.left - 44} {middle:.0f})'>{y_label}</text>")
+        return "".join(parts)
+
+    def _y_any(self) -> float:
+        return 10 ** self.y_range[0] if self.log_y else self.y_range[0]
+
+
+def _svg_text(x: float, y: float, value: str, anchor: str = "middle", size: int = 11) -> str:
+    return f"<text x='{x:.0f}' y='{y:.0f}' font-size='{size}' text-anchor='{anchor}'>{value}</text>"
+
+
+def _svg(width: int, height: int, title: str, parts: Sequence[str]) -> str:
+    """A complete SVG picture with a title line on top."""
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} "
+            f"{height}' font-family='sans-serif' role='img' aria-label='{title}'>"
+            + _svg_text(width / 2, 16, title, size=13) + "".join(parts) + "</svg>")
+
+
+def _svg_profile_frame(run: dict[str, Any], index: int, ylim: tuple[float, float]) -> str:
+    """The gradient profile of `run["records"][index]` (in colour) over the initial one (grey), log scale."""
+    record, first = run["records"][index], run["records"][0]
+    blocks = range(1, len(record["unit_norms"]) + 1)
+    panel = _SvgPanel((70, 30, 560, 200), (1, len(blocks)), ylim, log_y=True)
+    decades = range(math.ceil(math.log10(ylim[0])), math.floor(math.log10(ylim[1])) + 1)
+    step = max(1, len(decades) // 6)  # at most about six labelled decades
+    y_ticks = [(10.0**k, f"1e{k}" if k else "1") for k in decades[::step]]
+    last = len(blocks)
+    x_ticks = [(b, str(b)) for b in sorted({1, *range(10, last, 10), last})]
+    title = (f"{_label_and_depth(run['model'])[0]}, step {record['step']} (epoch {record['epoch'] + 1}), "
+             f"learning rate {record['lr']:.3g}")
+    parts = [panel.axes(x_ticks, y_ticks, "block (1 = next to the input)", "gradient norm"),
+             panel.line(blocks, first["unit_norms"], "#bbb", 2.0),
+             panel.line(blocks, record["unit_norms"], PALETTE[2], 2.0),
+             _svg_text(620, 48, "grey: step 0 (initialization)", "end", 10)]
+    return _svg(660, 270, title, parts)
 
 
 def profile_slider(run: dict[str, Any], frames: int = 12):
     """A slider over precomputed pictures of the run's gradient profile during training (an ipywidgets box).
 
-    The pictures are PNG `Image` widgets in a `Stack` (ipywidgets 8) whose `selected_index` is linked to the
-    slider in the browser (`jslink`), so the widget works from its saved state, with no Python kernel: in the
+    The pictures are small SVGs in `HTML` widgets in a `Stack` (ipywidgets 8) whose `selected_index` is linked to
+    the slider in the browser (`jslink`), so the widget works from its saved state, with no Python kernel: in the
     built book too. ipywidgets 7 (Colab) has no Stack: there the pictures sit in a `Tab` linked the same way.
     """
     import ipywidgets as widgets
@@ -144,7 +211,8 @@ def profile_slider(run: dict[str, Any], frames: int = 12):
     picks = sorted({round(i * (len(records) - 1) / max(frames - 1, 1)) for i in range(frames)})
     values = [v for r in records for v in r["unit_norms"]]
     ylim = (min(values) / 1.5, max(values) * 1.5)
-    images = [widgets.Image(value=_png(plot_profile_frame(run, i, ylim)), format="png") for i in picks]
+    layout = widgets.Layout()  # one layout for every picture: the notebook stores each model once
+    images = [widgets.HTML(_svg_profile_frame(run, i, ylim), layout=layout) for i in picks]
     pages = _pages(images, [f"step {records[i]['step']}" for i in picks])
     slider = widgets.IntSlider(value=0, min=0, max=len(picks) - 1, description="measurement",
                                continuous_update=True)
@@ -168,54 +236,21 @@ def _pages(children: Sequence[Any], titles: Sequence[str], selected: int = 0):
 
 def _svg_gradient_frame(x: Sequence[float], gradient: Sequence[float], autocorrelation: Sequence[float],
                         title: str, color: str) -> str:
-    """df/dx along the line (left) and its autocorrelation against the lag (right), as a small inline SVG: a
-    few kilobytes, where a PNG of a noisy curve takes tens."""
-    width, height = 660, 215
-    panels = {"grad": (58, 30, 390, 140), "acf": (510, 30, 130, 140)}  # left, top, width, height in pixels
-
-    def to_px(panel, xs, ys, x_range, y_range):
-        left, top, w, h = panels[panel]
-        (x0, x1), (y0, y1) = x_range, y_range
-        return " ".join(f"{left + (a - x0) / (x1 - x0) * w:.1f},{top + h - (b - y0) / (y1 - y0) * h:.1f}"
-                        for a, b in zip(xs, ys))
-
-    def text(px, py, value, anchor="middle", size=11):
-        return f'<text x="{px:.0f}" y="{py:.0f}" font-size="{size}" text-anchor="{anchor}">{value}</text>'
-
-    g_low, g_high = min(gradient), max(gradient)
-    pad = 0.05 * (g_high - g_low or abs(g_high) or 1.0)
-    g_range = (g_low - pad, g_high + pad)
+    """df/dx along the line (left) and its autocorrelation against the lag (right)."""
+    low, high = min(gradient), max(gradient)
+    pad = 0.05 * (high - low or abs(high) or 1.0)
+    grad = _SvgPanel((70, 30, 380, 140), (x[0], x[-1]), (low - pad, high + pad))
     lags = range(len(autocorrelation))
-    a_range = (-0.3, 1.05)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif" role="img" aria-label="{title}">',
-             text(width / 2, 16, title, size=13)]
-    for left, top, w, h in panels.values():
-        parts.append(f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#999"/>')
-    for panel, y_range in (("grad", g_range), ("acf", a_range)):
-        if y_range[0] < 0 < y_range[1]:  # the zero line
-            x_range = (x[0], x[-1]) if panel == "grad" else (0, len(autocorrelation) - 1)
-            parts.append(f'<polyline points="{to_px(panel, x_range, (0, 0), x_range, y_range)}" '
-                         'stroke="#bbb" stroke-dasharray="4 3" fill="none"/>')
-    parts.append(f'<polyline points="{to_px("grad", x, gradient, (x[0], x[-1]), g_range)}" stroke="{color}" '
-                 'stroke-width="1" fill="none"/>')
-    parts.append(f'<polyline points="{to_px("acf", lags, autocorrelation, (0, len(lags) - 1), a_range)}" '
-                 f'stroke="{color}" stroke-width="1.5" fill="none"/>')
-    left, top, w, h = panels["grad"]
-    parts += [text(left, top + h + 15, f"{x[0]:g}"), text(left + w, top + h + 15, f"{x[-1]:g}"),
-              text(left + w / 2, top + h + 30, "input x"),
-              text(left - 4, top + 10, f"{g_range[1]:.2g}", "end", 10), text(left - 4, top + h, f"{g_range[0]:.2g}",
-                                                                             "end", 10),
-              f'<text x="14" y="{top + h / 2:.0f}" font-size="11" text-anchor="middle" '
-              f'transform="rotate(-90 14 {top + h / 2:.0f})">df/dx</text>']
-    left, top, w, h = panels["acf"]
-    one = top + h - (1 - a_range[0]) / (a_range[1] - a_range[0]) * h
-    zero = top + h - (0 - a_range[0]) / (a_range[1] - a_range[0]) * h
-    parts += [text(left, top + h + 15, "0"), text(left + w, top + h + 15, f"{len(lags) - 1}"),
-              text(left + w / 2, top + h + 30, "lag"), text(left - 4, one + 4, "1", "end", 10),
-              text(left - 4, zero + 4, "0", "end", 10), text(left + w / 2, top - 6, "autocorrelation", size=11),
-              "</svg>"]
-    return "".join(parts)
+    acf = _SvgPanel((520, 30, 120, 140), (0, len(lags) - 1), (-0.3, 1.05))
+    parts = [grad.axes([(x[0], f"{x[0]:g}"), (0, "0"), (x[-1], f"{x[-1]:g}")],
+                       [(high, f"{high:.2g}"), (low, f"{low:.2g}")], "input x", "df/dx"),
+             acf.axes([(0, "0"), (lags[-1], str(lags[-1]))], [(1, "1"), (0, "0")], "lag", ""),
+             _svg_text(580, 24, "autocorrelation")]
+    if low < 0 < high:
+        parts.append(grad.line((x[0], x[-1]), (0, 0), "#bbb", 1.0, "4 3"))
+    parts += [acf.line((0, lags[-1]), (0, 0), "#bbb", 1.0, "4 3"), grad.line(x, gradient, color),
+              acf.line(lags, autocorrelation, color, 1.5)]
+    return _svg(660, 215, title, parts)
 
 
 def shattered_explorer(record: dict[str, Any]):
@@ -230,6 +265,7 @@ def shattered_explorer(record: dict[str, Any]):
 
     curves = {(c["kind"], c["depth"]): c for c in record["curves"]}
     depths = sorted({depth for _, depth in curves})
+    layout = widgets.Layout()  # one layout for every picture: the notebook stores each model once
     block = widgets.ToggleButtons(options=["plain", "residual"], index=0, description="block")
     norm = widgets.ToggleButtons(options=["no BN", "BN"], index=1, description="normalization")
     scale = widgets.ToggleButtons(options=["1", "1/\u221a2"], index=0, description="branch scale")
@@ -243,7 +279,7 @@ def shattered_explorer(record: dict[str, Any]):
         color, label = KIND_STYLE[kind]
         title = f"{label}, depth {d}: autocorrelation at lag 1 = {c['autocorrelation'][1]:.2f}"
         return widgets.HTML(_svg_gradient_frame(record["x"], c["example_gradient"], c["autocorrelation"], title,
-                                                color))
+                                                color), layout=layout)
 
     def level(control, titles, make):
         pages = _pages([make(i) for i in range(len(titles))], titles, control.index)
