@@ -5,9 +5,9 @@ training loss over the plane of two filter-normalized random directions and alon
 two seeds of directions each; and along the straight line from each network's initialization to its trained
 weights. Each point writes `results/loss_landscape/<point>.json`; finished points are skipped when run again.
 
-A 2-core CPU computes this in tens of minutes, and only on a subset: the loss is that of a fixed random subset of the training split
-(`--eval-size` images, un-augmented, BN in eval mode as in the authors' code), on a coarser grid than the
-paper's.
+A 2-core CPU computes this in tens of minutes, and only on a subset: the loss is that of a fixed random subset of
+the training split (`--eval-size` images, un-augmented, BN in eval mode as in the authors' code), on a coarser grid
+than the paper's.
 """
 
 from __future__ import annotations
