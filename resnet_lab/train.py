@@ -42,7 +42,12 @@ from resnet_lab.runtime import all_sum, autocast, is_main_process, resolve_preci
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss, the validation loss or the weights became NaN or infinite; the message says what to try."""
+    """The training loss, the validation loss or the weights became NaN or infinite; the message says what to try.
+    `where` holds what failed and when (reason, epoch, step, loss), as results.json records it."""
+
+    def __init__(self, message: str, where: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.where = dict(where or {})
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -406,7 +411,8 @@ class Trainer:
         raise NonFiniteLossError(
             f"{what}, with learning rate {self.optimizer.param_groups[0]['lr']:.4g}. Training stopped; the last good "
             f"checkpoint is {last}. Try a smaller learning rate (--lr), a longer warm-up (--warmup), or --precision "
-            "fp32, in a new output folder."
+            "fp32, in a new output folder.",
+            where={"reason": what, **where},
         )
 
     # --- saving ----------------------------------------------------------------------------------------------------

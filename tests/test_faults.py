@@ -89,6 +89,7 @@ def test_a_nan_in_the_first_epoch_explains_the_divergence(tiny_synthetic, tmp_pa
         fit(_model(), tiny_synthetic, out_dir=out, callbacks=[_AtStep(1, poison_weights)])
     message = str(info.value)
     assert "became nan" in message and "none (no epoch finished)" in message and "--lr" in message
+    assert info.value.where["step"] >= 1 and "became nan" in info.value.where["reason"]  # for a caller to record
     assert json.loads((out / "results.json").read_text())["status"] == "failed"
 
 

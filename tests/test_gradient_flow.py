@@ -250,10 +250,10 @@ def test_gradient_profile_of_a_network_without_bn_is_finite():
 
 def test_every_default_point_is_listed_for_download():
     """A reader without a checkout gets every file chapter 5 reads through download_results()."""
-    from resnet_lab.experiments.gradient_flow import TRAIN_MODELS
+    from resnet_lab.experiments.gradient_flow import TRAIN_MODELS, TRAIN_MODELS_NO_BN
     from resnet_lab.experiments.results import COMMITTED_FILES
 
-    points = ["init", "trained", "shattered", *(f"train_{model}" for model in TRAIN_MODELS)]
+    points = ["init", "trained", "shattered", *(f"train_{model}" for model in TRAIN_MODELS + TRAIN_MODELS_NO_BN)]
     assert {f"gradient_flow/{point}.json" for point in points} <= set(COMMITTED_FILES)
 
 
@@ -280,3 +280,34 @@ def test_shattered_kinds_name_their_options():
         "resnet-bn-scaled": True}
     with pytest.raises(ValueError, match="Unknown kind"):
         shattered_kind("resnet-ln")
+
+
+def test_a_training_point_without_bn_that_diverges_keeps_its_records(monkeypatch):
+    """`train_<model>-nobn`: the network is built without BN, and a NaN loss ends the point with what it recorded."""
+    import argparse
+
+    import resnet_lab.train as train
+    from resnet_lab.data import load_data
+    from resnet_lab.experiments import gradient_flow
+
+    assert gradient_flow.split_model("resnet20-nobn") == ("resnet20", False)
+    assert gradient_flow.split_model("plain56") == ("plain56", True)
+    built = []
+
+    def diverging_fit(model, data, config, callbacks, **kwargs):
+        built.append(model)
+        recorder = callbacks[0]
+        recorder.records.append({"step": 0, "unit_norms": [2.0, 1.0]})
+        raise train.NonFiniteLossError("The training loss became nan at step 3", where={
+            "reason": "The training loss became nan at step 3", "epoch": 1, "step": 3, "loss": float("nan")})
+
+    monkeypatch.setattr(train, "fit", diverging_fit)
+    data = load_data("synthetic", train_size=256, val_size=16, verbose=False)
+    args = argparse.Namespace(every=5, batch=4, record_epochs=1, device="cpu")
+    record = gradient_flow._train_point("plain8-nobn", "train_plain8-nobn", data=data, args=args,
+                                        images=data.train_x[:4].float(), labels=data.train_y[:4])
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in built[0].modules())
+    assert record["model"] == "plain8" and record["batch_norm"] is False
+    assert record["diverged"]["step"] == 3 and record["diverged"]["loss"] == "nan"  # strict JSON: no bare NaN
+    assert record["records"] == [{"step": 0, "unit_norms": [2.0, 1.0]}] and record["epochs"] == []
+    assert record["provenance"]["seed"] == 0

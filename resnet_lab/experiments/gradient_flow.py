@@ -5,7 +5,9 @@ The full-scale measurements of chapter 5, one result file per point in `results/
 - `init.json`: gradient profiles (`resnet_lab.gradflow.gradient_profile`) of freshly initialized plain and
   residual CIFAR networks of depth 20, 56 and 110, with and without batch normalization, on one fixed batch.
 - `train_<model>.json`: the profile on the same batch every few steps during the first epochs of the depth
-  sweep's recipe (the same 30-epoch one-cycle schedule, stopped early; `GradientFlowRecorder`).
+  sweep's recipe (the same 30-epoch one-cycle schedule, stopped early; `GradientFlowRecorder`); `<model>-nobn`:
+  the same network without batch normalization. A run whose loss becomes NaN or infinite keeps its records up to
+  then and says where it diverged (`diverged`).
 - `trained.json`: the profile of the trained depth-sweep checkpoints (`results/checkpoints/*.pt`).
 - `shattered.json`: Balduzzi et al.'s experiment on one-input ReLU networks (`resnet_lab.shattered`): the
   gradient along [-2, 2] and its autocorrelation for depths 2 to 50, plain and residual, with and without BN,
@@ -38,6 +40,8 @@ if TYPE_CHECKING:  # annotations only: the data module is loaded when the experi
 HELP = "per-block gradients of plain vs residual networks at init, during and after training; shattered gradients"
 INIT_DEPTHS = (20, 56, 110)
 TRAIN_MODELS = ("plain20", "resnet20", "plain56", "resnet56", "plain110", "resnet110")
+# The same networks with every BN replaced by the identity ("-nobn"), trained with the same recipe.
+TRAIN_MODELS_NO_BN = tuple(f"{name}-nobn" for name in TRAIN_MODELS)
 TRAINED_CHECKPOINTS = ("resnet20", "plain56", "resnet56")
 SWEEP_EPOCHS = 30  # the depth sweep's schedule, of which the first epochs are recorded
 SHATTERED_DEPTHS = (2, 8, 24, 50)
@@ -123,8 +127,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="scratch folder for the runs (outside the repository)")
     parser.add_argument("--results", default=None,
                         help="where the result files go (default: results/ of the repository checkout)")
-    parser.add_argument("--train-models", nargs="*", default=list(TRAIN_MODELS), metavar="MODEL",
-                        help="networks trained while their gradients are recorded (default: %(default)s)")
+    parser.add_argument("--train-models", nargs="*", default=[*TRAIN_MODELS, *TRAIN_MODELS_NO_BN], metavar="MODEL",
+                        help="networks trained while their gradients are recorded, '-nobn' for one without batch "
+                        "normalization (default: %(default)s)")
     parser.add_argument("--record-epochs", type=int, default=2,
                         help="epochs of the depth sweep's schedule to record (default: %(default)s)")
     parser.add_argument("--every", type=int, default=20, help="steps between measurements (default: %(default)s)")
@@ -168,23 +173,38 @@ def _run_point(name: str, run_dir: Path, resume: bool, *, data: ImageData, args:
     return _train_point(name.removeprefix("train_"), name, data=data, args=args, images=images, labels=labels)
 
 
+def split_model(name: str) -> tuple[str, bool]:
+    """A --train-models entry: the network's name and whether it has batch normalization ("resnet20-nobn")."""
+    model_name = name.removesuffix("-nobn")
+    return model_name, model_name == name
+
+
 def _train_point(model_name: str, name: str, *, data: ImageData, args: argparse.Namespace, images: torch.Tensor,
                  labels: torch.Tensor) -> dict[str, Any]:
     """Train `model_name` with the depth sweep's recipe for the first epochs, recording its gradient profile."""
     from resnet_lab.callbacks import GradientFlowRecorder, StopAfterEpochs
-    from resnet_lab.train import fit
+    from resnet_lab.provenance import provenance
+    from resnet_lab.train import NonFiniteLossError, fit
 
+    network, batch_norm = split_model(model_name)
     config = TrainConfig(epochs=SWEEP_EPOCHS, train_eval_size=min(5000, len(data.train_y)))
     torch.manual_seed(config.seed)  # the depth sweep's initial weights
-    model = get_model(model_name, num_classes=data.num_classes)
+    model = get_model(network, num_classes=data.num_classes, batch_norm=batch_norm)
     recorder = GradientFlowRecorder(images, labels, every=args.every)
-    history = fit(model, data, config, callbacks=[recorder, StopAfterEpochs(args.record_epochs)],
-                  device=args.device, command=getattr(args, "command_line", None))
+    record = {"experiment": "gradient-flow", "point": name, "model": network, "batch_norm": batch_norm,
+              "every": args.every, "batch": args.batch, "steps_per_epoch": len(data.train_y) // config.batch_size}
+    command = getattr(args, "command_line", None)
+    try:
+        history = fit(model, data, config, callbacks=[recorder, StopAfterEpochs(args.record_epochs)],
+                      device=args.device, command=command)
+    except NonFiniteLossError as error:  # without BN a network may diverge: what it recorded until then is the result
+        where = {k: str(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in error.where.items()}
+        return {**record, "provenance": provenance(command, seed=config.seed, data=data.describe(), device=args.device),
+                "config": config.to_dict(), "diverged": where, "epochs": [], "records": recorder.records}
     epochs = [{k: e[k] for k in ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")}
               for e in history]
-    return {"experiment": "gradient-flow", "point": name, "model": model_name, "provenance": history.provenance,
-            "config": history.config, "every": args.every, "batch": args.batch, "steps_per_epoch": len(data.train_y)
-            // config.batch_size, "epochs": epochs, "records": recorder.records}
+    return {**record, "provenance": history.provenance, "config": history.config, "epochs": epochs,
+            "records": recorder.records}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
 
     results = Path(args.results) if args.results else repository_results_dir()
     for name in args.train_models:
-        get_model(name)  # a bad name fails now, not after the first points
+        network, batch_norm = split_model(name)
+        get_model(network, batch_norm=batch_norm)  # a bad name fails now, not after the first points
     data = load_data(args.data, train_size=args.train_size, val_size=5000)
     if data.is_synthetic:
         print("WARNING: synthetic data. These runs only exercise the runner: never commit their results.")
@@ -205,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "INIT_DEPTHS", "SHATTERED_DEPTHS", "SHATTERED_KINDS", "TRAINED_CHECKPOINTS", "TRAIN_MODELS", "init_profiles",
-    "load_gradient_flow", "measurement_batch", "profiles_of", "shattered_kind", "shattered_record",
+    "INIT_DEPTHS", "SHATTERED_DEPTHS", "SHATTERED_KINDS", "TRAINED_CHECKPOINTS", "TRAIN_MODELS", "TRAIN_MODELS_NO_BN",
+    "init_profiles", "load_gradient_flow", "measurement_batch", "profiles_of", "shattered_kind", "shattered_record",
+    "split_model",
 ]

@@ -26,8 +26,8 @@ COMMITTED_FILES = tuple(
     f"transfer/{method}-{n}-s{seed}.json" for method in ("linear", "partial", "full", "gradual", "scratch")
     for n in (10, 50, 250) for seed in (0, 1, 2)
 ) + tuple(f"gradient_flow/{point}.json" for point in (  # chapter 5
-    "init", "trained", "shattered", *(f"train_{family}{depth}" for depth in (20, 56, 110)
-                                      for family in ("plain", "resnet")))
+    "init", "trained", "shattered", *(f"train_{family}{depth}{bn}" for depth in (20, 56, 110)
+                                      for family in ("plain", "resnet") for bn in ("", "-nobn")))
 ) + tuple(f"checkpoints/{name}.pt" for name in ("resnet20", "resnet56", "plain56", "resnet20_source")) + tuple(
     f"block_deletion/{point}.json" for point in ("resnet56-single", "resnet56-random", "resnet56-paths",
                                                  "plain56-layers", "resnet56-reorder", "plain56-random")
