@@ -102,26 +102,6 @@ def plot_growth_during_training(runs: Sequence[dict[str, Any]], figsize=(10, 4.2
     return fig
 
 
-def plot_profile_frame(run: dict[str, Any], index: int, ylim: tuple[float, float] | None = None,
-                       figsize=(6.4, 3.6)) -> Figure:
-    """The gradient profile of one measurement of a run (its `records[index]`), with the initial one in grey."""
-    record, first = run["records"][index], run["records"][0]
-    fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
-    blocks = range(1, len(record["unit_norms"]) + 1)
-    ax.plot(blocks, first["unit_norms"], color="0.7", lw=1.5, label="step 0 (initialization)")
-    ax.plot(blocks, record["unit_norms"], color=PALETTE[2], lw=2, label=f"step {record['step']}")
-    ax.set_yscale("log")
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.set_xlabel("block (1 = next to the input)")
-    ax.set_ylabel("gradient norm at block output")
-    ax.set_title(f"{_label_and_depth(run['model'])[0]}, step {record['step']} (epoch {record['epoch'] + 1}), "
-                 f"lr {record['lr']:.3g}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=8, loc="upper right")
-    return fig
-
-
 class _SvgPanel:
     """One panel of a small hand-written SVG figure: a box, data-to-pixel mapping, ticks and lines. The widgets'
     pictures are drawn this way because an SVG line takes a few kilobytes where a PNG of it takes tens, and the
@@ -351,5 +331,5 @@ def plot_shattered(record: dict[str, Any], depths: Sequence[int] | None = None, 
 
 __all__ = [
     "KIND_STYLE", "plot_chain_growth", "plot_growth_during_training", "plot_init_vs_trained",
-    "plot_profile_frame", "plot_profiles_by_norm", "plot_shattered", "profile_slider", "shattered_explorer",
+    "plot_profiles_by_norm", "plot_shattered", "profile_slider", "shattered_explorer",
 ]
