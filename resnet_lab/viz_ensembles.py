@@ -118,42 +118,58 @@ def _color(record: Mapping[str, Any]) -> str:
     return PLAIN if record["model"].startswith("plain") else RESNET
 
 
-def plot_loss_slices(records: Sequence[Mapping[str, Any]], figsize=(11, 3.8)) -> Figure:
-    """1-D slices: the loss along one filter-normalized direction, one line per record (model and seed)."""
-    fig, axes = plt.subplots(1, 2, figsize=figsize)
+def _depth(record: Mapping[str, Any]) -> int:
+    from resnet_lab.models import parse_model_name
+
+    return parse_model_name(record["model"]).depth
+
+
+def plot_loss_slices(records: Sequence[Mapping[str, Any]], figsize: tuple[float, float] | None = None) -> Figure:
+    """1-D slices: the loss along one filter-normalized direction, one line per record (model and seed), one
+    row of panels per depth (deepest first), so that a colour and a line style name one network and seed."""
+    depths = sorted({_depth(record) for record in records}, reverse=True)
+    fig, axes = plt.subplots(len(depths), 2, figsize=figsize or (11, 3.8 * len(depths)), squeeze=False)
     styles = ("-", "--", ":", "-.")
     seen: dict[str, int] = {}
     for record in records:
+        row = axes[depths.index(_depth(record))]
         rows = record["slice"]["rows"]
         label = _label(record)
         style = styles[seen.setdefault(label, 0) % len(styles)]
         seen[label] += 1
         text = f"{label}, directions seed {record.get('direction_seed', '?')}"
         alphas = [r["alpha"] for r in rows]
-        axes[0].plot(alphas, [r["loss"] for r in rows], style, color=_color(record), label=text)
-        axes[1].plot(alphas, [100 * r["err"] for r in rows], style, color=_color(record), label=text)
-    axes[0].set(title="loss along one direction", xlabel="step along the direction, alpha",
-                ylabel="training loss (cross-entropy)", yscale="log")
-    axes[1].set(title="error along the same direction", xlabel="step along the direction, alpha",
-                ylabel="training error (%)", ylim=(0, 100))
-    for ax in axes:
-        ax.legend(fontsize=8)
+        row[0].plot(alphas, [r["loss"] for r in rows], style, color=_color(record), label=text)
+        row[1].plot(alphas, [100 * r["err"] for r in rows], style, color=_color(record), label=text)
+    for depth, row in zip(depths, axes):
+        where = f" ({depth} layers)" if len(depths) > 1 else ""
+        row[0].set(title=f"loss along one direction{where}", xlabel="step along the direction, alpha",
+                   ylabel="training loss (cross-entropy)", yscale="log")
+        row[1].set(title=f"error along the same direction{where}", xlabel="step along the direction, alpha",
+                   ylabel="training error (%)", ylim=(0, 100))
+        for ax in row:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def plot_loss_contours(records: Sequence[Mapping[str, Any]], levels: Sequence[float] | None = None,
-                       figsize: tuple[float, float] | None = None) -> Figure:
-    """2-D contour plots of the loss over the plane of two directions, one panel per record, same levels."""
+                       figsize: tuple[float, float] | None = None, ncols: int | None = None) -> Figure:
+    """2-D contour plots of the loss over the plane of two directions, one panel per record, same levels;
+    ncols panels per row (default: all in one row)."""
     import numpy as np
 
     count = len(records)
-    fig, axes = plt.subplots(1, count, figsize=figsize or (3.0 * count + 1.0, 3.2), squeeze=False)
+    ncols = min(ncols or count, count)
+    nrows = -(-count // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (3.0 * ncols + 1.0, 3.2 * nrows), squeeze=False)
     if levels is None:  # shared levels, spaced evenly in log loss so that both flat and steep regions show
         low = min(min(min(r) for r in rec["grid"]["loss"]) for rec in records)
         high = min(max(max(max(r) for r in rec["grid"]["loss"]) for rec in records), 50 * low)
         levels = np.geomspace(low * 1.05, high, 12)
-    for ax, record in zip(axes[0], records):
+    for ax in axes.flat[count:]:  # a last row that is not full
+        ax.set_visible(False)
+    for ax, record in zip(axes.flat, records):
         grid = record["grid"]
         z = np.array(grid["loss"])
         contours = ax.contour(grid["alphas"], grid["betas"], z, levels=levels, cmap="viridis", linewidths=1)
@@ -161,7 +177,8 @@ def plot_loss_contours(records: Sequence[Mapping[str, Any]], levels: Sequence[fl
         ax.plot([0], [0], "k+", ms=8)
         ax.set(title=f"{_label(record)}, seed {record.get('direction_seed', '?')}", xlabel="direction 1 (alpha)",
                aspect="equal")
-    axes[0][0].set_ylabel("direction 2 (beta)")
+    for row in axes:
+        row[0].set_ylabel("direction 2 (beta)")
     fig.tight_layout()
     return fig
 
@@ -188,12 +205,16 @@ def plot_loss_surfaces(records: Sequence[Mapping[str, Any]], zmax: float = 10.0,
 def plot_interpolation(records: Sequence[Mapping[str, Any]], figsize=(11, 3.8)) -> Figure:
     """The loss and error on the straight line from initialization (alpha 0) to the trained weights (alpha 1)."""
     fig, axes = plt.subplots(1, 2, figsize=figsize)
+    styles = ("o-", "s--", "^:")
+    seen: dict[str, int] = {}  # records of one family (one colour) told apart by line style, in order
     for record in records:
         rows = record["interpolation"]["rows"]
         alphas = [r["alpha"] for r in rows]
-        axes[0].plot(alphas, [r["loss"] for r in rows], "o-", ms=3, color=_color(record), label=_label(record))
-        axes[1].plot(alphas, [100 * r["err"] for r in rows], "o-", ms=3, color=_color(record),
-                     label=_label(record))
+        color = _color(record)
+        style = styles[seen.setdefault(color, 0) % len(styles)]
+        seen[color] += 1
+        axes[0].plot(alphas, [r["loss"] for r in rows], style, ms=3, color=color, label=_label(record))
+        axes[1].plot(alphas, [100 * r["err"] for r in rows], style, ms=3, color=color, label=_label(record))
     axes[0].set(title="loss from initialization to trained", xlabel="alpha (0: initialization, 1: trained)",
                 ylabel="training loss (cross-entropy)", yscale="log")
     axes[1].set(title="error on the same line", xlabel="alpha (0: initialization, 1: trained)",

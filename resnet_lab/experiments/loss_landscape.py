@@ -1,9 +1,10 @@
 """Loss landscapes: `python -m resnet_lab experiment loss-landscape --data DIR`.
 
-Li et al. 2018's pictures of the trained ResNet-56 and plain-56 of the depth sweep (`results/checkpoints/`): the
-training loss over the plane of two filter-normalized random directions and along one of them (1-D slice), for
-two seeds of directions each; and along the straight line from each network's initialization to its trained
-weights. Each point writes `results/loss_landscape/<point>.json`; finished points are skipped when run again.
+Li et al. 2018's pictures of the trained ResNet-56 and plain-56 of the depth sweep, and of the 20-layer pair
+(`results/checkpoints/`): the training loss over the plane of two filter-normalized random directions and along
+one of them (1-D slice), for two seeds of directions each; and along the straight line from each network's
+initialization to its trained weights. Each point writes `results/loss_landscape/<point>.json`; finished points
+are skipped when run again.
 
 A 2-core CPU computes this in tens of minutes, and only on a subset: the loss is that of a fixed random subset of
 the training split (`--eval-size` images, un-augmented, BN in eval mode as in the authors' code), on a coarser grid
@@ -21,8 +22,8 @@ import torch
 
 from resnet_lab.experiments.results import results_dir
 
-HELP = "loss surfaces of the trained ResNet-56 and plain-56 along filter-normalized directions (Li et al. 2018)"
-MODELS = ("resnet56", "plain56")
+HELP = "loss surfaces of the trained ResNet-56, plain-56, ResNet-20 and plain-20 (Li et al. 2018)"
+MODELS = ("resnet56", "plain56", "resnet20", "plain20")
 SEEDS = (0, 1)
 POINTS = tuple(f"{m}-seed{s}" for m in MODELS for s in SEEDS) + tuple(f"{m}-interpolation" for m in MODELS)
 # The committed results' settings (each result file records its `seconds`). Li et al. evaluate 51 x 51 grids on
@@ -49,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `python -m resnet_lab experiment loss-landscape`."""
     parser.add_argument("--data", required=True, help="the CIFAR-10 folder the checkpoints were trained on")
     parser.add_argument("--checkpoints", default=None,
-                        help="folder of resnet56.pt and plain56.pt (default: checkpoints/ in the --results folder)")
+                        help="folder of the networks' checkpoints, MODEL.pt "
+                        "(default: checkpoints/ in the --results folder)")
     parser.add_argument("--results", default=None,
                         help="where the result files go (default: results/ of the repository checkout)")
     parser.add_argument("--points", nargs="+", default=list(POINTS), choices=POINTS, metavar="POINT",

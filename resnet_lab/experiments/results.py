@@ -28,10 +28,12 @@ COMMITTED_FILES = tuple(
 ) + tuple(f"gradient_flow/{point}.json" for point in (  # chapter 5
     "init", "trained", "shattered", *(f"train_{family}{depth}{bn}" for depth in (20, 56, 110)
                                       for family in ("plain", "resnet") for bn in ("", "-nobn")))
-) + tuple(f"checkpoints/{name}.pt" for name in ("resnet20", "resnet56", "plain56", "resnet20_source")) + tuple(
+) + tuple(
+    f"checkpoints/{name}.pt" for name in ("resnet20", "resnet56", "plain56", "plain20", "resnet20_source")
+) + tuple(
     f"block_deletion/{point}.json" for point in ("resnet56-single", "resnet56-random", "resnet56-paths",
                                                  "plain56-layers", "resnet56-reorder", "plain56-random")
-) + tuple(f"loss_landscape/{model}-{what}.json" for model in ("resnet56", "plain56")
+) + tuple(f"loss_landscape/{model}-{what}.json" for model in ("resnet56", "plain56", "resnet20", "plain20")
           for what in ("seed0", "seed1", "interpolation"))
 # results/ of the checkout this package lives in: resnet_lab/experiments/results.py -> the repository root.
 _CHECKOUT_RESULTS = Path(__file__).resolve().parents[2] / "results"
