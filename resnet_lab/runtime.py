@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import TypeVar
@@ -109,8 +110,13 @@ def device_name(device: torch.device | str | None = None) -> str:
 
 
 def setup(verbose: bool = True) -> torch.device:
-    """The first call of every notebook: pick the device and say what this session will do."""
+    """The first call of every notebook: pick the device, show figures compactly in Jupyter (viz.png_bytes), and
+    say what this session will do."""
     device = get_device()
+    if "IPython" in sys.modules:  # only a notebook or IPython session displays figures
+        from resnet_lab.viz import use_compact_figures
+
+        use_compact_figures()
     if verbose:
         mode = "smoke mode (tiny sizes, for CI)" if is_smoke() else "normal mode"
         print(f"resnet_lab {_version()} | torch {torch.__version__} | device: {device_name(device)} | {mode}")

@@ -2,11 +2,13 @@
 
 Every function takes data already in memory (the list from `experiments.load_depth_sweep`, a `History`, the
 profiles from `gradflow.gradient_profile`) and returns a matplotlib Figure. Nothing here trains, reads result
-folders or touches the network, so a figure can be redrawn from any saved record.
+folders or touches the network, so a figure can be redrawn from any saved record. `use_compact_figures` makes
+Jupyter show figures as palette PNGs, which keeps the notebooks (outputs committed) small.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -172,4 +174,46 @@ def plot_gradient_profiles(profiles: Sequence[GradientProfile], figsize=(10, 4.6
     return fig
 
 
-__all__ = ["DEPTH_COLORS", "PALETTE", "plot_depth_sweep", "plot_gradient_profiles", "plot_history"]
+# ----------------------------------------------------------------------------------------------------------------
+# How notebooks show figures
+
+
+def png_bytes(fig: Figure, colors: int = 256) -> bytes:
+    """The figure as a PNG of at most `colors` colours on white, cropped as Jupyter crops it.
+
+    Matplotlib writes 32-bit RGBA PNGs; a plot uses few colours, so a palette PNG of the same pixels takes about a
+    third of the bytes, and a notebook whose figures are committed stays small.
+    """
+    from PIL import Image  # Pillow: a dependency of matplotlib
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight", facecolor="white")
+    buffer.seek(0)
+    rgba = Image.open(buffer).convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    image = Image.alpha_composite(white, rgba).convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def use_compact_figures() -> bool:
+    """In Jupyter (or Colab), show matplotlib figures as `png_bytes` palette PNGs; True if it could.
+
+    The inline backend registers its own PNG formatter when it is first loaded, so it is loaded here first.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python: nothing displays figures
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return False
+    if "inline" in plt.get_backend():
+        import matplotlib_inline.backend_inline  # noqa: F401  (loading it registers the inline PNG formatter)
+    shell.display_formatter.formatters["image/png"].for_type(Figure, png_bytes)
+    return True
+
+
+__all__ = ["DEPTH_COLORS", "PALETTE", "plot_depth_sweep", "plot_gradient_profiles", "plot_history", "png_bytes",
+           "use_compact_figures"]

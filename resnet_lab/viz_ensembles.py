@@ -184,15 +184,18 @@ def plot_loss_contours(records: Sequence[Mapping[str, Any]], levels: Sequence[fl
 
 
 def plot_loss_surfaces(records: Sequence[Mapping[str, Any]], zmax: float = 10.0,
-                       figsize: tuple[float, float] | None = None) -> Figure:
-    """3-D surface plots of the loss (clipped at zmax, as the paper's surface plots clip), one per record."""
+                       figsize: tuple[float, float] | None = None, ncols: int | None = None) -> Figure:
+    """3-D surface plots of the loss (clipped at zmax, as the paper's surface plots clip), one per record;
+    ncols panels per row (default: all in one row)."""
     import numpy as np
 
     count = len(records)
-    fig = plt.figure(figsize=figsize or (3.6 * count, 3.4))
+    ncols = min(ncols or count, count)
+    nrows = -(-count // ncols)
+    fig = plt.figure(figsize=figsize or (3.6 * ncols, 3.4 * nrows))
     for index, record in enumerate(records):
         grid = record["grid"]
-        ax = fig.add_subplot(1, count, index + 1, projection="3d")
+        ax = fig.add_subplot(nrows, ncols, index + 1, projection="3d")
         a, b = np.meshgrid(grid["alphas"], grid["betas"])
         z = np.minimum(np.array(grid["loss"]), zmax)
         ax.plot_surface(a, b, z, cmap="viridis", linewidth=0, antialiased=True)

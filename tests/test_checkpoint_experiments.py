@@ -65,3 +65,14 @@ def test_loss_landscape_grid_origin_is_the_checkpoint(checkpoints, tmp_path):
     grid = record["grid"]
     assert grid["alphas"] == [-1.0, 0.0, 1.0] and len(grid["loss"]) == 3
     assert grid["loss"][1][1] == pytest.approx(record["center"]["loss"], rel=1e-6)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_folder_needs_only_the_checkpoints_of_the_points_asked_for(checkpoints, tmp_path):
+    only_plain = tmp_path / "only_plain"
+    only_plain.mkdir()
+    (only_plain / "plain56.pt").write_bytes((checkpoints / "plain56.pt").read_bytes())
+    assert _run("loss-landscape", only_plain, tmp_path, "--points", "plain56-interpolation", "--eval-size", "8",
+                "--interpolation-points", "2") == 0
+    record = json.loads((tmp_path / "loss_landscape" / "plain56-interpolation.json").read_text())
+    assert [row["alpha"] for row in record["interpolation"]["rows"]] == [0.0, 1.0]

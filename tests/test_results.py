@@ -68,6 +68,34 @@ CHECKPOINTS = sorted((ROOT / "results" / "checkpoints").glob("*.pt"))
 SWEEP_CHECKPOINTS = [p for p in CHECKPOINTS if (ROOT / "results" / "depth_sweep" / f"{p.stem}.json").exists()]
 
 
+def _run_record(checkpoint: Path) -> dict:
+    """The record of the run that wrote a checkpoint: NAME.json beside it when the weights come from a second run
+    of the sweep's recipe (the first run's weights were not kept), else the sweep's depth_sweep/NAME.json."""
+    beside = checkpoint.with_suffix(".json")
+    path = beside if beside.exists() else ROOT / "results" / "depth_sweep" / f"{checkpoint.stem}.json"
+    return json.loads(path.read_text())
+
+
+def test_a_second_run_beside_a_checkpoint_has_the_sweeps_recipe_and_data():
+    """A checkpoint from a second run (plain20) was trained with the recipe, seed and split of the sweep's run."""
+    seconds = [p for p in SWEEP_CHECKPOINTS if p.with_suffix(".json").exists()]
+    assert seconds, "plain20.pt comes from a second run, recorded in plain20.json beside it"
+    for path in seconds:
+        second = _run_record(path)
+        first = json.loads((ROOT / "results" / "depth_sweep" / f"{path.stem}.json").read_text())
+        assert second["model"] == first["model"] == path.stem
+        # Fields TrainConfig gained after the first run must hold their defaults, which the first run used.
+        from resnet_lab.config import TrainConfig
+
+        defaults = TrainConfig().to_dict()
+        assert {k: second["config"][k] for k in first["config"]} == first["config"]
+        assert all(second["config"][k] == defaults[k] for k in second["config"].keys() - first["config"].keys())
+        assert second["provenance"]["seed"] == first["provenance"]["seed"]
+        for key in ("fingerprint", "train_size", "val_size", "split_seed"):
+            assert second["provenance"]["data"][key] == first["provenance"]["data"][key]
+        assert not second["provenance"]["git_commit"].endswith("-dirty")
+
+
 def test_transfer_source_checkpoint_matches_its_record():
     """Chapter 9's pretrained network: the fp16 weights of the transfer experiment's pretraining run."""
     from resnet_lab.checkpoint import load_checkpoint
@@ -89,7 +117,7 @@ def test_committed_checkpoint_matches_its_depth_sweep_record(path: Path):
 
     model, meta = load_checkpoint(path)
     assert path.stat().st_size < 2_500_000, "committed checkpoints are half precision, a few MB at most"
-    record = json.loads((ROOT / "results" / "depth_sweep" / f"{path.stem}.json").read_text())
+    record = _run_record(path)
     assert meta["model_spec"]["name"] == path.stem == record["model"]
     assert meta["val"]["accuracy_fp32_weights"] == pytest.approx(1 - record["final"]["val_err"])
     # Rounding the weights to fp16 may flip a few of the 5,000 predictions, not more.

@@ -107,7 +107,9 @@ def run_checkpoint_grid(args: Any, folder_name: str, run_point: Callable[..., di
 
     results = Path(args.results) if args.results else repository_results_dir()
     checkpoints = Path(args.checkpoints) if args.checkpoints else results / "checkpoints"
-    meta = read_checkpoint(checkpoints / "resnet56.pt")
+    # Points are named MODEL-WHAT; the split is read from the first requested network's checkpoint, so that a
+    # folder needs only the checkpoints of the networks asked for.
+    meta = read_checkpoint(checkpoints / f"{args.points[0].partition('-')[0]}.pt")
     data = checkpoint_data({k: v for k, v in meta.items() if k != "model"}, args.data)
     if data.fingerprint != meta["data"]["fingerprint"]:
         print("WARNING: these are not the data the checkpoints were trained on: never commit these results.")
