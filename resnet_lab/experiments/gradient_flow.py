@@ -42,7 +42,7 @@ INIT_DEPTHS = (20, 56, 110)
 TRAIN_MODELS = ("plain20", "resnet20", "plain56", "resnet56", "plain110", "resnet110")
 # The same networks with every BN replaced by the identity ("-nobn"), trained with the same recipe.
 TRAIN_MODELS_NO_BN = tuple(f"{name}-nobn" for name in TRAIN_MODELS)
-TRAINED_CHECKPOINTS = ("resnet20", "plain56", "resnet56")
+TRAINED_CHECKPOINTS = ("plain20", "resnet20", "plain56", "resnet56")
 SWEEP_EPOCHS = 30  # the depth sweep's schedule, of which the first epochs are recorded
 SHATTERED_DEPTHS = (2, 8, 24, 50)
 # family, "-bn" with batch normalization, "-scaled" with every residual branch multiplied by 1/sqrt(2)
