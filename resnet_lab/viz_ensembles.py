@@ -118,6 +118,12 @@ def _color(record: Mapping[str, Any]) -> str:
     return PLAIN if record["model"].startswith("plain") else RESNET
 
 
+def _grid_shape(count: int, ncols: int | None) -> tuple[int, int]:
+    """(rows, columns) for `count` panels, `ncols` per row (default: one row)."""
+    ncols = min(ncols or count, count)
+    return -(-count // ncols), ncols
+
+
 def _depth(record: Mapping[str, Any]) -> int:
     from resnet_lab.models import parse_model_name
 
@@ -160,8 +166,7 @@ def plot_loss_contours(records: Sequence[Mapping[str, Any]], levels: Sequence[fl
     import numpy as np
 
     count = len(records)
-    ncols = min(ncols or count, count)
-    nrows = -(-count // ncols)
+    nrows, ncols = _grid_shape(count, ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (3.0 * ncols + 1.0, 3.2 * nrows), squeeze=False)
     if levels is None:  # shared levels, spaced evenly in log loss so that both flat and steep regions show
         low = min(min(min(r) for r in rec["grid"]["loss"]) for rec in records)
@@ -190,8 +195,7 @@ def plot_loss_surfaces(records: Sequence[Mapping[str, Any]], zmax: float = 10.0,
     import numpy as np
 
     count = len(records)
-    ncols = min(ncols or count, count)
-    nrows = -(-count // ncols)
+    nrows, ncols = _grid_shape(count, ncols)
     fig = plt.figure(figsize=figsize or (3.6 * ncols, 3.4 * nrows))
     for index, record in enumerate(records):
         grid = record["grid"]

@@ -78,6 +78,8 @@ def _run_record(checkpoint: Path) -> dict:
 
 def test_a_second_run_beside_a_checkpoint_has_the_sweeps_recipe_and_data():
     """A checkpoint from a second run (plain20) was trained with the recipe, seed and split of the sweep's run."""
+    from resnet_lab.config import TrainConfig
+
     seconds = [p for p in SWEEP_CHECKPOINTS if p.with_suffix(".json").exists()]
     assert seconds, "plain20.pt comes from a second run, recorded in plain20.json beside it"
     for path in seconds:
@@ -85,8 +87,6 @@ def test_a_second_run_beside_a_checkpoint_has_the_sweeps_recipe_and_data():
         first = json.loads((ROOT / "results" / "depth_sweep" / f"{path.stem}.json").read_text())
         assert second["model"] == first["model"] == path.stem
         # Fields TrainConfig gained after the first run must hold their defaults, which the first run used.
-        from resnet_lab.config import TrainConfig
-
         defaults = TrainConfig().to_dict()
         assert {k: second["config"][k] for k in first["config"]} == first["config"]
         assert all(second["config"][k] == defaults[k] for k in second["config"].keys() - first["config"].keys())

@@ -72,52 +72,6 @@ def test_slices_get_one_row_per_depth_deepest_first():
     plt.close(fig)
 
 
-def test_compact_png_is_a_palette_image_of_the_same_picture_in_fewer_bytes():
-    import io
-
-    from PIL import Image
-
-    from resnet_lab.viz import png_bytes
-
-    fig = plot_loss_contours([_surface("resnet56", 0), _surface("plain56", 0, 2.0)])
-    full = io.BytesIO()
-    fig.savefig(full, format="png", bbox_inches="tight", facecolor="white")
-    compact = png_bytes(fig)
-    plt.close(fig)
-    small, large = Image.open(io.BytesIO(compact)), Image.open(io.BytesIO(full.getvalue()))
-    assert small.mode == "P" and small.size == large.size
-    assert len(compact) < 0.6 * len(full.getvalue())
-    # The same picture: few pixels change visibly (antialiased edges get the nearest of 256 colours).
-    import numpy as np
-
-    difference = np.abs(np.asarray(small.convert("RGB"), dtype=int) - np.asarray(large.convert("RGB"), dtype=int))
-    assert (difference.max(axis=2) > 16).mean() < 0.01
-
-
-def test_compact_figures_replace_the_png_formatter_in_a_notebook_shell(monkeypatch):
-    from matplotlib.figure import Figure
-
-    import resnet_lab.viz as viz
-
-    class Formatter:
-        def __init__(self):
-            self.types = {}
-
-        def for_type(self, kind, function):
-            self.types[kind] = function
-
-    class Shell:
-        def __init__(self):
-            self.display_formatter = type("DisplayFormatter", (), {"formatters": {"image/png": Formatter()}})()
-
-    shell = Shell()
-    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
-    assert viz.use_compact_figures()
-    assert shell.display_formatter.formatters["image/png"].types[Figure] is viz.png_bytes
-    monkeypatch.setattr("IPython.get_ipython", lambda: None)  # plain Python: nothing to set
-    assert not viz.use_compact_figures()
-
-
 def test_surfaces_in_rows():
     from resnet_lab.viz_ensembles import plot_loss_surfaces
 
